@@ -1,0 +1,371 @@
+//! [`Error`]: everything that can go wrong, with what a person needs to act.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use nix::errno::Errno;
+
+use crate::id::NsId;
+use crate::kind::NsKind;
+
+/// `Result` with nsguard's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from nsguard.
+///
+/// Every variant carries what a person needs to act on it: the path, the
+/// namespace kind or id, the errno, and its message says what to do. Match
+/// on the variant to tell the cases apart; [`errno`](Error::errno),
+/// [`kind`](Error::kind) and [`path`](Error::path) read the common fields.
+/// Converts into [`std::io::Error`] with a matching [`io::ErrorKind`] (the
+/// nsguard error stays reachable through `get_ref`/`into_inner`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The path does not exist (`ENOENT`, `ENOTDIR`).
+    #[error(
+        "{kind} namespace not found: {} does not exist{}",
+        path.display(),
+        not_found_hint(path)
+    )]
+    NotFound {
+        /// The kind that was asked for.
+        kind: NsKind,
+        /// The path that does not exist.
+        path: PathBuf,
+    },
+
+    /// The process asked for by pid does not exist (any more).
+    #[error(
+        "no process with pid {pid}: cannot open {}; the process has exited or never existed",
+        path.display()
+    )]
+    NoSuchProcess {
+        /// The pid.
+        pid: i32,
+        /// The kind that was asked for.
+        kind: NsKind,
+        /// The path that was tried.
+        path: PathBuf,
+    },
+
+    /// A pid that can never name a process: zero or negative.
+    #[error("invalid pid {pid}: a process id must be a positive number")]
+    InvalidPid {
+        /// The pid given.
+        pid: i32,
+    },
+
+    /// The caller lacks the permission or capability the operation needs
+    /// (`EPERM`, `EACCES`).
+    #[error(
+        "permission denied: {op} {target} needs {needs} ({errno}); run as root, \
+         or inside a user namespace that owns the namespaces (e.g. `unshare -Ur`)",
+        target = kind_and_path(*kind, path.as_deref())
+    )]
+    PermissionDenied {
+        /// What was attempted: `"opening"`, `"entering"`.
+        op: &'static str,
+        /// The kind involved.
+        kind: NsKind,
+        /// The path involved, if any.
+        path: Option<PathBuf>,
+        /// The capability or access right that is missing, e.g.
+        /// `CAP_SYS_ADMIN`, or `CAP_SYS_ADMIN and CAP_SYS_CHROOT` for mnt.
+        needs: &'static str,
+        /// The errno the kernel returned.
+        errno: Errno,
+    },
+
+    /// The path exists but is not a namespace file (nsfs).
+    #[error(
+        "{} is not a namespace file: it is {found}; expected a {kind} namespace such as \
+         /proc/<pid>/ns/{kind}, or a bind mount of one",
+        path.display()
+    )]
+    NotANamespace {
+        /// The kind that was asked for.
+        kind: NsKind,
+        /// The path.
+        path: PathBuf,
+        /// What the file is instead, e.g. `"a regular file"`, `"a directory"`.
+        found: &'static str,
+    },
+
+    /// The path is a namespace, but of another kind.
+    #[error(
+        "{} is a {found} namespace, not a {expected} namespace; open it as NsKind::{found:?} \
+         or pass the path of a {expected} namespace",
+        path.display()
+    )]
+    WrongKind {
+        /// The path.
+        path: PathBuf,
+        /// The kind that was asked for.
+        expected: NsKind,
+        /// The kind the file is.
+        found: NsKind,
+    },
+
+    /// A namespace name (as used by `ip netns`) that cannot name a file.
+    #[error("invalid namespace name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
+    /// A string that is not the proc name of a namespace kind.
+    #[error(
+        "unknown namespace kind {name:?}: expected one of cgroup, ipc, mnt, net, pid, time, \
+         user, uts"
+    )]
+    UnknownKind {
+        /// The string given.
+        name: String,
+    },
+
+    /// A thread cannot switch to this kind and back; nothing was changed.
+    #[error("cannot enter a {kind} namespace on a thread: {reason}; instead, {instead}")]
+    UnsupportedOnThread {
+        /// The kind refused.
+        kind: NsKind,
+        /// The kernel rule that makes it impossible.
+        reason: &'static str,
+        /// What to use instead.
+        instead: &'static str,
+    },
+
+    /// `setns(2)` into the namespace failed. Any kind already switched by
+    /// the same call was switched back: the thread is where it was.
+    #[error(
+        "entering {} failed: setns returned {errno}{}",
+        id_and_path(*ns, path.as_deref()),
+        setns_hint(ns.kind(), *errno)
+    )]
+    Enter {
+        /// The namespace that could not be entered.
+        ns: NsId,
+        /// The path it was opened from, if any.
+        path: Option<PathBuf>,
+        /// The errno `setns` returned.
+        errno: Errno,
+    },
+
+    /// Switching the thread back to its original namespace failed. The
+    /// thread is now poisoned: see [`is_poisoned`](crate::is_poisoned).
+    #[error(
+        "restoring the thread to {ns} failed: setns returned {errno}; the thread is now \
+         poisoned and every later nsguard call on it fails"
+    )]
+    Restore {
+        /// The namespace the thread could not return to.
+        ns: NsId,
+        /// The errno `setns` returned.
+        errno: Errno,
+    },
+
+    /// The calling thread is poisoned: an earlier restore failed or a guard
+    /// was dropped out of order, so its namespaces are not what they should
+    /// be. Nothing was done. Let the thread finish; do not run more namespace
+    /// work on it.
+    #[error("this thread is poisoned, nsguard will not use it: {reason}")]
+    Poisoned {
+        /// What poisoned the thread.
+        reason: String,
+    },
+
+    /// Another system call failed.
+    #[error("{op} {} failed: {errno}", kind_and_path(*kind, path.as_deref()))]
+    Io {
+        /// What was attempted, e.g. `"opening"`, `"inspecting"`.
+        op: &'static str,
+        /// The kind involved.
+        kind: NsKind,
+        /// The path involved, if any.
+        path: Option<PathBuf>,
+        /// The errno.
+        errno: Errno,
+    },
+}
+
+impl Error {
+    /// The errno behind this error, if a system call failed.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::PermissionDenied { errno, .. }
+            | Error::Enter { errno, .. }
+            | Error::Restore { errno, .. }
+            | Error::Io { errno, .. } => Some(*errno),
+            Error::NotFound { .. } | Error::NoSuchProcess { .. } => Some(Errno::ENOENT),
+            _ => None,
+        }
+    }
+
+    /// The namespace kind involved, if any (for
+    /// [`WrongKind`](Error::WrongKind), the kind asked for).
+    pub fn kind(&self) -> Option<NsKind> {
+        match self {
+            Error::NotFound { kind, .. }
+            | Error::NoSuchProcess { kind, .. }
+            | Error::PermissionDenied { kind, .. }
+            | Error::NotANamespace { kind, .. }
+            | Error::UnsupportedOnThread { kind, .. }
+            | Error::Io { kind, .. } => Some(*kind),
+            Error::WrongKind { expected, .. } => Some(*expected),
+            Error::Enter { ns, .. } | Error::Restore { ns, .. } => Some(ns.kind()),
+            _ => None,
+        }
+    }
+
+    /// The path involved, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::NotFound { path, .. }
+            | Error::NoSuchProcess { path, .. }
+            | Error::NotANamespace { path, .. }
+            | Error::WrongKind { path, .. } => Some(path),
+            Error::PermissionDenied { path, .. }
+            | Error::Enter { path, .. }
+            | Error::Io { path, .. } => path.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The [`io::ErrorKind`] this error converts to.
+    pub fn io_kind(&self) -> io::ErrorKind {
+        match self {
+            Error::NotFound { .. } | Error::NoSuchProcess { .. } => io::ErrorKind::NotFound,
+            Error::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
+            Error::NotANamespace { .. }
+            | Error::WrongKind { .. }
+            | Error::InvalidName { .. }
+            | Error::UnknownKind { .. }
+            | Error::InvalidPid { .. } => io::ErrorKind::InvalidInput,
+            Error::UnsupportedOnThread { .. } => io::ErrorKind::Unsupported,
+            Error::Enter { errno, .. } | Error::Restore { errno, .. } | Error::Io { errno, .. } => {
+                io::Error::from(*errno).kind()
+            }
+            Error::Poisoned { .. } => io::ErrorKind::Other,
+        }
+    }
+
+    pub(crate) fn enter(ns: NsId, path: Option<&Path>, errno: Errno) -> Error {
+        if matches!(errno, Errno::EPERM | Errno::EACCES) {
+            return Error::PermissionDenied {
+                op: "entering",
+                kind: ns.kind(),
+                path: path.map(Path::to_path_buf),
+                needs: ns.kind().setns_capability(),
+                errno,
+            };
+        }
+        Error::Enter {
+            ns,
+            path: path.map(Path::to_path_buf),
+            errno,
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        io::Error::new(err.io_kind(), err)
+    }
+}
+
+fn kind_and_path(kind: NsKind, path: Option<&Path>) -> String {
+    match path {
+        Some(p) => format!("{} (a {kind} namespace)", p.display()),
+        None => format!("a {kind} namespace"),
+    }
+}
+
+fn id_and_path(ns: NsId, path: Option<&Path>) -> String {
+    match path {
+        Some(p) => format!("{ns} (opened from {})", p.display()),
+        None => ns.to_string(),
+    }
+}
+
+fn not_found_hint(path: &Path) -> &'static str {
+    if path.starts_with("/proc") {
+        "; is /proc mounted, and does this kernel support the kind?"
+    } else if path.starts_with("/run/netns") || path.starts_with("/var/run/netns") {
+        "; `ip netns list` shows the named network namespaces"
+    } else {
+        ""
+    }
+}
+
+fn setns_hint(kind: NsKind, errno: Errno) -> &'static str {
+    match (kind, errno) {
+        (NsKind::Pid, Errno::EINVAL) => {
+            "; a thread can only enter a pid namespace that is a descendant of its own"
+        }
+        (NsKind::Mnt, Errno::EINVAL) => {
+            "; a thread that shares its filesystem attributes (CLONE_FS) cannot change mount \
+             namespace"
+        }
+        (NsKind::User, Errno::EINVAL) => {
+            "; a multithreaded process cannot enter a user namespace, nor can a thread re-enter \
+             its own"
+        }
+        (NsKind::Time, Errno::EUSERS) => "; a multithreaded process cannot enter a time namespace",
+        (_, Errno::ENOSPC) => "; the target's nesting depth or namespace limit was reached",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_name_the_capability() {
+        let id = NsId::new(NsKind::Mnt, 4, 99);
+        let err = Error::enter(id, Some(Path::new("/run/x")), Errno::EPERM);
+        let msg = err.to_string();
+        assert!(msg.contains("CAP_SYS_ADMIN"), "{msg}");
+        assert!(msg.contains("CAP_SYS_CHROOT"), "{msg}");
+        assert!(msg.contains("/run/x"), "{msg}");
+        assert!(msg.contains("EPERM"), "{msg}");
+        assert_eq!(io::Error::from(err).kind(), io::ErrorKind::PermissionDenied);
+
+        let err = Error::enter(NsId::new(NsKind::Net, 4, 98), None, Errno::EPERM);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("CAP_SYS_ADMIN") && !msg.contains("CHROOT"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn enter_errors_name_the_namespace_path_and_errno() {
+        let id = NsId::new(NsKind::Pid, 4, 77);
+        let err = Error::enter(id, Some(Path::new("/tmp/p")), Errno::EINVAL);
+        let msg = err.to_string();
+        assert!(msg.contains("pid:[77]") && msg.contains("/tmp/p"), "{msg}");
+        assert!(
+            msg.contains("EINVAL") && msg.contains("descendant"),
+            "{msg}"
+        );
+        assert_eq!(err.errno(), Some(Errno::EINVAL));
+        assert_eq!(err.kind(), Some(NsKind::Pid));
+        assert_eq!(err.path(), Some(Path::new("/tmp/p")));
+    }
+
+    #[test]
+    fn converts_into_io_error_keeping_the_original() {
+        let err = Error::NotFound {
+            kind: NsKind::Net,
+            path: "/run/netns/x".into(),
+        };
+        let io_err = io::Error::from(err);
+        assert_eq!(io_err.kind(), io::ErrorKind::NotFound);
+        let inner = io_err.get_ref().and_then(|e| e.downcast_ref::<Error>());
+        assert!(matches!(inner, Some(Error::NotFound { .. })));
+        assert!(io_err.to_string().contains("ip netns list"));
+    }
+}

@@ -1,0 +1,216 @@
+//! [`NsGuard`]: the calling thread, switched into a set, until dropped.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::error::{Error, Result};
+use crate::kind::NsKinds;
+use crate::namespace::Namespace;
+use crate::set::{NsSet, SETNS_ORDER};
+use crate::{sys, thread_state};
+
+/// The calling thread, switched into the namespaces of an [`NsSet`] by
+/// [`NsSet::enter`]. Dropping the guard switches the thread back, newest
+/// first.
+///
+/// The guard is neither [`Send`] nor [`Sync`]: namespaces belong to a
+/// thread, so the guard cannot be moved to, or used from, another thread,
+/// and a future that holds it across an `.await` is not `Send` either, so a
+/// work-stealing executor cannot move it to another thread while the thread
+/// it switched goes on serving other tasks:
+///
+/// ```compile_fail
+/// fn must_be_send<T: Send>(_: T) {}
+/// let guard = nsguard::NsSet::new().enter().unwrap();
+/// must_be_send(guard);
+/// ```
+///
+/// # Poisoning
+///
+/// If switching back fails, the thread cannot be trusted any more: it is
+/// *poisoned* (see [`is_poisoned`](crate::is_poisoned)). Every later nsguard
+/// call on it fails with [`Error::Poisoned`], and `drop` panics, or aborts
+/// the process if the thread is already panicking: a thread must never go on
+/// silently in namespaces it was not meant to be in. Use
+/// [`restore`](Self::restore) to get the error as a value instead.
+///
+/// Guards nest; they must be dropped in the reverse order of their creation
+/// (innermost first), as scopes do. A guard dropped while a guard created
+/// after it on the same thread is still alive (or was leaked with
+/// [`mem::forget`](std::mem::forget)) poisons the thread the same way. A
+/// guard dropped on a thread that is already poisoned does nothing.
+#[must_use = "the thread is switched back when the guard is dropped: bind it to a variable \
+              (`let _guard = ...`) for as long as the code must run inside"]
+pub struct NsGuard {
+    /// 1 for the outermost live guard of the thread, then 2, 3…
+    level: usize,
+    /// The namespaces the thread left, oldest first.
+    restore: Vec<Namespace>,
+    /// The kinds this guard switched.
+    switched: NsKinds,
+    /// False once [`NsGuard::restore`] has run.
+    armed: bool,
+    /// Makes the guard `!Send` and `!Sync`.
+    _thread_bound: PhantomData<*const ()>,
+}
+
+/// [`NsSet::enter`].
+pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
+    thread_state::check()?;
+    for ns in set {
+        if let Some((reason, instead)) = ns.kind().thread_refusal() {
+            return Err(Error::UnsupportedOnThread {
+                kind: ns.kind(),
+                reason,
+                instead,
+            });
+        }
+    }
+    // Every way back is opened before the thread leaves anything.
+    let mut plan = Vec::with_capacity(set.len());
+    for kind in SETNS_ORDER {
+        if let Some(target) = set.get(kind) {
+            let here = Namespace::current_unchecked(kind)?;
+            if here.id() != target.id() {
+                plan.push((target, here));
+            }
+        }
+    }
+    let mut restore = Vec::with_capacity(plan.len());
+    let mut switched = NsKinds::EMPTY;
+    for (target, here) in plan {
+        if let Err(errno) = sys::setns(target, target.kind()) {
+            let err = Error::enter(target.id(), target.path(), errno);
+            if let Err(back) = switch_back(&mut restore) {
+                thread_state::poison(format!(
+                    "{err}; then switching back the kinds already entered failed: {back}"
+                ));
+                return Err(back);
+            }
+            return Err(err);
+        }
+        switched.insert(target.kind());
+        restore.push(here);
+    }
+    Ok(NsGuard {
+        level: thread_state::push_guard(),
+        restore,
+        switched,
+        armed: true,
+        _thread_bound: PhantomData,
+    })
+}
+
+/// Switches back to each namespace of `restore`, newest first. Tries every
+/// one even after a failure; returns the first failure.
+fn switch_back(restore: &mut Vec<Namespace>) -> Result<()> {
+    let mut result = Ok(());
+    while let Some(ns) = restore.pop() {
+        if let Err(errno) = sys::setns(&ns, ns.kind()) {
+            if result.is_ok() {
+                result = Err(Error::Restore { ns: ns.id(), errno });
+            }
+        }
+    }
+    result
+}
+
+impl NsGuard {
+    /// Switches the thread back now, and says whether that worked.
+    ///
+    /// Unlike dropping the guard, a failure is returned, not raised as a
+    /// panic; the thread is poisoned all the same.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Restore`] if a `setns` back failed: the thread is now
+    ///   poisoned;
+    /// - [`Error::Poisoned`] if the thread was already poisoned (nothing is
+    ///   switched), or this guard is dropped out of order (the thread is
+    ///   then poisoned, and this guard's kinds are switched back as far as
+    ///   possible).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use nsguard::{Namespace, NsSet};
+    ///
+    /// let guard = NsSet::from(Namespace::named("blue")?).enter()?;
+    /// // ... work inside ...
+    /// guard.restore()?;
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    pub fn restore(mut self) -> Result<()> {
+        self.armed = false;
+        self.finish()
+    }
+
+    /// The kinds this guard switched: those of the set the thread was not
+    /// already in.
+    pub fn switched(&self) -> NsKinds {
+        self.switched
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        thread_state::check()?;
+        let depth = thread_state::depth();
+        if depth != self.level {
+            let reason = format!(
+                "NsGuard dropped out of order: the guard that was guard #{level} on this thread \
+                 was dropped while {live} guard(s) entered after it were still alive (or were \
+                 leaked with mem::forget); drop guards innermost first, as scopes do",
+                level = self.level,
+                live = depth.saturating_sub(self.level),
+            );
+            thread_state::poison(reason.clone());
+            // Best effort: leave at least this guard's kinds where they were
+            // before it.
+            let _ = switch_back(&mut self.restore);
+            return Err(Error::Poisoned { reason });
+        }
+        let result = switch_back(&mut self.restore);
+        match &result {
+            Ok(()) => thread_state::pop_guard(self.level),
+            Err(err) => thread_state::poison(err.to_string()),
+        }
+        result
+    }
+}
+
+impl Drop for NsGuard {
+    // Panicking is the documented answer to a thread that cannot be put back.
+    #[allow(clippy::panic)]
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if thread_state::is_poisoned() {
+            // Already reported when it happened; the thread's namespaces are
+            // unknown, so switching anything would be a guess.
+            return;
+        }
+        if let Err(err) = self.finish() {
+            if std::thread::panicking() {
+                eprintln!(
+                    "nsguard: {err}\nnsguard: aborting: this thread is already panicking and \
+                     must not unwind further in namespaces it was not meant to be in"
+                );
+                std::process::abort();
+            }
+            panic!("nsguard: {err}");
+        }
+    }
+}
+
+impl fmt::Debug for NsGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NsGuard")
+            .field("level", &self.level)
+            .field("switched", &self.switched)
+            .field(
+                "restores",
+                &self.restore.iter().map(Namespace::id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,28 @@
+//! The runtime of [nsguard](https://docs.rs/nsguard): namespace handles,
+//! sets of them, the thread guard, and the kernel rules of each kind.
+//!
+//! Depend on `nsguard`, which re-exports this crate; its documentation is
+//! the place to start.
+
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod error;
+mod guard;
+mod id;
+mod kind;
+mod namespace;
+mod set;
+mod sys;
+mod thread_state;
+
+pub use error::{Errno, Error, Result};
+pub use guard::NsGuard;
+pub use id::NsId;
+pub use kind::{KindsIter, NsKind, NsKinds};
+pub use namespace::{Namespace, NETNS_DIRS};
+pub use set::{IntoIter, Iter, NsSet};
+pub use thread_state::{is_poisoned, poison_reason};

@@ -1,0 +1,329 @@
+//! [`NsSet`]: at most one namespace per kind.
+
+use std::fmt;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
+use crate::guard::NsGuard;
+use crate::kind::{NsKind, NsKinds};
+use crate::namespace::{open_error, Namespace, ProcDir};
+use crate::{sys, thread_state};
+
+/// A set of namespaces, at most one of each kind: the namespaces some code
+/// should run in.
+///
+/// Build one from handles ([`with`](Self::with), `From<Namespace>`,
+/// `collect`), or read a whole set at once from a process
+/// ([`of_pid`](Self::of_pid)), a directory ([`from_dir`](Self::from_dir)) or
+/// the calling thread ([`current`](Self::current)). Then switch the calling
+/// thread into it with [`enter`](Self::enter).
+///
+/// Iteration yields the namespaces in the order of [`NsKind::ALL`].
+///
+/// ```no_run
+/// use nsguard::{Namespace, NsKind, NsSet};
+///
+/// let set = NsSet::new()
+///     .with(Namespace::named("blue")?)
+///     .with(Namespace::open(NsKind::Uts, "/proc/1234/ns/uts")?);
+/// assert_eq!(set.kinds(), NsKind::Net | NsKind::Uts);
+///
+/// // or every namespace of a container's process:
+/// let container = NsSet::of_pid(1234, NsKind::Net | NsKind::Uts | NsKind::Ipc)?;
+/// # Ok::<(), nsguard::Error>(())
+/// ```
+#[derive(Default)]
+pub struct NsSet {
+    slots: [Option<Namespace>; NsKind::COUNT],
+}
+
+/// The order in which namespaces are entered, as nsenter(1) does: user
+/// first (it grants the capabilities the others need), mnt late (it changes
+/// how later paths resolve), time last.
+pub(crate) const SETNS_ORDER: [NsKind; NsKind::COUNT] = [
+    NsKind::User,
+    NsKind::Cgroup,
+    NsKind::Ipc,
+    NsKind::Uts,
+    NsKind::Net,
+    NsKind::Pid,
+    NsKind::Mnt,
+    NsKind::Time,
+];
+
+impl NsSet {
+    /// An empty set.
+    pub fn new() -> NsSet {
+        NsSet::default()
+    }
+
+    /// The set with `ns` added, replacing the namespace of the same kind if
+    /// there was one.
+    #[must_use]
+    pub fn with(mut self, ns: Namespace) -> NsSet {
+        self.insert(ns);
+        self
+    }
+
+    /// Adds `ns`; returns the namespace of the same kind it replaces.
+    pub fn insert(&mut self, ns: Namespace) -> Option<Namespace> {
+        self.slots[ns.kind().index()].replace(ns)
+    }
+
+    /// Removes and returns the namespace of `kind`.
+    pub fn remove(&mut self, kind: NsKind) -> Option<Namespace> {
+        self.slots[kind.index()].take()
+    }
+
+    /// The namespace of `kind`, if the set has one.
+    pub fn get(&self, kind: NsKind) -> Option<&Namespace> {
+        self.slots[kind.index()].as_ref()
+    }
+
+    /// Whether the set has a namespace of `kind`.
+    pub fn contains(&self, kind: NsKind) -> bool {
+        self.get(kind).is_some()
+    }
+
+    /// The kinds the set has a namespace of.
+    pub fn kinds(&self) -> NsKinds {
+        self.iter().map(Namespace::kind).collect()
+    }
+
+    /// The number of namespaces in the set.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
+    /// The namespaces, in the order of [`NsKind::ALL`].
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            inner: self.slots.iter(),
+        }
+    }
+
+    /// The namespaces of `kinds` that the **calling thread** is in: see
+    /// [`Namespace::current`].
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Namespace::current`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nsguard::{NsKind, NsKinds, NsSet};
+    ///
+    /// let here = NsSet::current(NsKinds::ALL)?;
+    /// assert_eq!(here.len(), 8);
+    /// let net_only = NsSet::current(NsKind::Net)?;
+    /// assert_eq!(net_only.get(NsKind::Net), here.get(NsKind::Net));
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    pub fn current(kinds: impl Into<NsKinds>) -> Result<NsSet> {
+        thread_state::check()?;
+        kinds
+            .into()
+            .into_iter()
+            .map(Namespace::current_unchecked)
+            .collect()
+    }
+
+    /// The namespaces of `kinds` of process `pid`, from `/proc/<pid>/ns`.
+    ///
+    /// `/proc/<pid>` is opened once and every namespace is read relative to
+    /// it, so all of them belong to the same process even if it exits and
+    /// its pid is reused meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Namespace::of_pid`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nsguard::{NsKind, NsSet};
+    ///
+    /// let me = NsSet::of_pid(std::process::id() as i32, NsKind::Net | NsKind::Ipc)?;
+    /// assert_eq!(me.len(), 2);
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    pub fn of_pid(pid: i32, kinds: impl Into<NsKinds>) -> Result<NsSet> {
+        thread_state::check()?;
+        let kinds = kinds.into();
+        let Some(first) = kinds.iter().next() else {
+            return Ok(NsSet::new());
+        };
+        let proc = ProcDir::open(pid, first)?;
+        kinds.into_iter().map(|kind| proc.namespace(kind)).collect()
+    }
+
+    /// The namespaces of `kinds` from a directory holding one file per kind,
+    /// named by [`NsKind::proc_name`]: `/proc/<pid>/ns`, or a directory of
+    /// bind mounts (`net`, `uts`, …) as container runtimes keep them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if the directory or the file of a kind is
+    /// missing, and the errors of [`Namespace::open`] for each file.
+    pub fn from_dir(dir: impl AsRef<Path>, kinds: impl Into<NsKinds>) -> Result<NsSet> {
+        thread_state::check()?;
+        let dir = dir.as_ref();
+        let kinds = kinds.into();
+        let Some(first) = kinds.iter().next() else {
+            return Ok(NsSet::new());
+        };
+        let dir_fd = sys::open_dir(dir).map_err(|errno| open_error(first, dir, errno))?;
+        kinds
+            .into_iter()
+            .map(|kind| {
+                let path = dir.join(kind.proc_name());
+                let fd = sys::open_at(dir_fd.as_fd(), kind.proc_name())
+                    .map_err(|errno| open_error(kind, &path, errno))?;
+                crate::namespace::validate_at(kind, fd, &path)
+            })
+            .collect()
+    }
+
+    /// Another set with new handles to the same namespaces.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if an fd cannot be duplicated.
+    pub fn try_clone(&self) -> Result<NsSet> {
+        self.iter().map(Namespace::try_clone).collect()
+    }
+
+    /// Switches the **calling thread** into every namespace of the set, and
+    /// returns a guard that switches it back when dropped.
+    ///
+    /// The thread's current namespaces are opened before the first
+    /// `setns(2)`, so that it can always be switched back; kinds the thread
+    /// is already in are not switched. Each `setns` passes the kind's
+    /// `CLONE_NEW*` flag, so the kernel refuses a namespace of another kind.
+    /// If entering fails half way, the kinds already switched are switched
+    /// back before the error is returned: the thread is where it was.
+    ///
+    /// Only net, uts, ipc, cgroup and pid can be entered this way (pid:
+    /// only `pid_for_children` changes, and the thread cannot create
+    /// threads while it is switched; processes it forks start in the pid
+    /// namespace). For mnt, time and user, run the code on a worker or in a
+    /// process instead.
+    ///
+    /// Everything else on this thread runs inside too while the guard lives;
+    /// threads started meanwhile stay inside for good, and work handed to
+    /// thread pools started earlier runs outside.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::UnsupportedOnThread`] if the set has a mnt, time or user
+    ///   namespace, before anything changes;
+    /// - [`Error::PermissionDenied`] without `CAP_SYS_ADMIN` over the target;
+    /// - [`Error::Enter`] if `setns` fails otherwise;
+    /// - [`Error::Restore`] if switching back after a failure failed too: the
+    ///   thread is then poisoned;
+    /// - [`Error::Poisoned`] if the thread was poisoned before.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use nsguard::{Namespace, NsSet};
+    ///
+    /// let blue = NsSet::from(Namespace::named("blue")?);
+    /// {
+    ///     let _guard = blue.enter()?;
+    ///     // this thread is in `blue`: sockets made here live there
+    /// }
+    /// // and back where it was
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    #[doc(alias = "setns")]
+    pub fn enter(&self) -> Result<NsGuard> {
+        crate::guard::enter(self)
+    }
+}
+
+impl fmt::Debug for NsSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl From<Namespace> for NsSet {
+    fn from(ns: Namespace) -> NsSet {
+        NsSet::new().with(ns)
+    }
+}
+
+impl FromIterator<Namespace> for NsSet {
+    /// Collects namespaces; a later one replaces an earlier one of its kind.
+    fn from_iter<I: IntoIterator<Item = Namespace>>(iter: I) -> NsSet {
+        let mut set = NsSet::new();
+        set.extend(iter);
+        set
+    }
+}
+
+impl Extend<Namespace> for NsSet {
+    fn extend<I: IntoIterator<Item = Namespace>>(&mut self, iter: I) {
+        for ns in iter {
+            self.insert(ns);
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a NsSet {
+    type Item = &'a Namespace;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl IntoIterator for NsSet {
+    type Item = Namespace;
+    type IntoIter = IntoIter;
+
+    fn into_iter(self) -> IntoIter {
+        IntoIter {
+            inner: self.slots.into_iter(),
+        }
+    }
+}
+
+/// Iterator over `&Namespace` of an [`NsSet`].
+#[derive(Clone, Debug)]
+pub struct Iter<'a> {
+    inner: std::slice::Iter<'a, Option<Namespace>>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a Namespace;
+
+    fn next(&mut self) -> Option<&'a Namespace> {
+        self.inner.by_ref().flatten().next()
+    }
+}
+
+/// Iterator over the `Namespace`s of an [`NsSet`], by value.
+#[derive(Debug)]
+pub struct IntoIter {
+    inner: std::array::IntoIter<Option<Namespace>, { NsKind::COUNT }>,
+}
+
+impl Iterator for IntoIter {
+    type Item = Namespace;
+
+    fn next(&mut self) -> Option<Namespace> {
+        self.inner.by_ref().flatten().next()
+    }
+}

@@ -1,0 +1,357 @@
+//! Test support: throw-away namespaces of every kind, an independent view of
+//! what namespaces a thread is in, and ways to make real `setns` calls fail.
+//!
+//! Everything made here is removed on drop, also when a test fails. Nothing
+//! here uses nsguard to check nsguard: ids are read from `/proc` links.
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nsguard::NsKind;
+
+/// A name unique to this process and call, for things tests create.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The inode number in a `/proc/.../ns/*` link target like `net:[4026531833]`.
+pub fn link_ino(link: impl AsRef<Path>) -> u64 {
+    let link = link.as_ref();
+    let target = std::fs::read_link(link).unwrap_or_else(|e| panic!("readlink {link:?}: {e}"));
+    let target = target.to_string_lossy();
+    let start = target.find('[').expect("[ in ns link") + 1;
+    target[start..target.len() - 1]
+        .parse()
+        .expect("inode number in ns link")
+}
+
+/// The `/proc` file that shows what `setns` of `kind` changes on a thread.
+fn thread_file(kind: NsKind) -> &'static str {
+    match kind {
+        NsKind::Pid => "pid_for_children",
+        NsKind::Time => "time_for_children",
+        other => other.proc_name(),
+    }
+}
+
+/// The namespace of `kind` the calling thread is in, read from its link.
+pub fn thread_ino(kind: NsKind) -> u64 {
+    link_ino(format!("/proc/thread-self/ns/{}", thread_file(kind)))
+}
+
+/// The namespace of `kind` thread `tid` of this process is in.
+pub fn task_ino(tid: i32, kind: NsKind) -> u64 {
+    link_ino(format!("/proc/self/task/{tid}/ns/{}", thread_file(kind)))
+}
+
+/// The namespace of `kind` the main thread of this process is in.
+pub fn main_thread_ino(kind: NsKind) -> u64 {
+    task_ino(std::process::id() as i32, kind)
+}
+
+/// The inode of the namespace file at `path` (following links).
+pub fn path_ino(path: impl AsRef<Path>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path.as_ref())
+        .expect("stat namespace file")
+        .ino()
+}
+
+/// Runs `f` on a new thread and returns its result, re-raising its panic.
+/// Tests that switch or poison a thread do it on a thread of their own.
+pub fn on_fresh_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// A new namespace of one kind, alive while this value is, reachable by
+/// [`path`](Self::path): a bind mount under a temporary directory, or for
+/// mnt (which cannot be bind-mounted into an older mount namespace) the
+/// `/proc/<pid>/fd/<n>` link of the fd that keeps it.
+pub struct TempNs {
+    kind: NsKind,
+    file: File,
+    /// For pid and time: the first process of the namespace (its init),
+    /// without which `pid_for_children` is a dangling link.
+    _init: Option<ChildGuard>,
+    ino: u64,
+    path: PathBuf,
+    mounted: bool,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TempNs {
+    /// Creates a namespace of `kind`: with `unshare` on a short-lived
+    /// thread, or for user namespaces in a short-lived child process.
+    pub fn new(kind: NsKind) -> TempNs {
+        let (file, init) = match kind {
+            NsKind::User => (new_user_ns(), None),
+            _ => on_fresh_thread(move || {
+                let flags = match kind {
+                    // A thread shares its fs context; a new mount namespace
+                    // needs a private one.
+                    NsKind::Mnt => CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS,
+                    k => CloneFlags::from_bits_retain(k.clone_flag()),
+                };
+                unshare(flags).unwrap_or_else(|e| panic!("unshare({kind}): {e}"));
+                if kind == NsKind::Mnt {
+                    // Nothing mounted inside reaches the host, and the
+                    // host's later mounts do not pile up inside.
+                    mount(
+                        None::<&str>,
+                        "/",
+                        None::<&str>,
+                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                        None::<&str>,
+                    )
+                    .expect("make / private in the new mount namespace");
+                }
+                let init = matches!(kind, NsKind::Pid | NsKind::Time)
+                    .then(|| ChildGuard::spawn_in_new(CloneFlags::empty()));
+                let file = File::open(format!("/proc/thread-self/ns/{}", thread_file(kind)))
+                    .expect("open the new namespace");
+                (file, init)
+            }),
+        };
+        let fd_path = PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            file.as_raw_fd()
+        ));
+        let ino = path_ino(&fd_path);
+        if kind == NsKind::Mnt {
+            return TempNs {
+                kind,
+                file,
+                _init: init,
+                ino,
+                path: fd_path,
+                mounted: false,
+                _dir: None,
+            };
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("nsguard-test-")
+            .tempdir()
+            .expect("temp dir");
+        let path = dir.path().join(kind.proc_name());
+        File::create(&path).expect("bind mount target");
+        mount(
+            Some(&fd_path),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap_or_else(|e| panic!("bind mount {fd_path:?} on {path:?}: {e}"));
+        TempNs {
+            kind,
+            file,
+            _init: init,
+            ino,
+            path,
+            mounted: true,
+            _dir: Some(dir),
+        }
+    }
+
+    pub fn kind(&self) -> NsKind {
+        self.kind
+    }
+
+    /// The inode number of the namespace.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// A path that opens the namespace.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `/proc/<pid>/fd/<n>`: a path that opens the namespace without a mount.
+    pub fn fd_path(&self) -> PathBuf {
+        PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            self.file.as_raw_fd()
+        ))
+    }
+}
+
+impl Drop for TempNs {
+    fn drop(&mut self) {
+        if self.mounted {
+            if let Err(e) = umount2(&self.path, MntFlags::MNT_DETACH) {
+                eprintln!("warning: umount {:?}: {e}", self.path);
+            }
+        }
+    }
+}
+
+/// A new user namespace, from a child that `unshare`s one and is then
+/// killed: a process with threads cannot make one for itself.
+fn new_user_ns() -> File {
+    let mut child = ChildGuard::spawn_in_new(CloneFlags::CLONE_NEWUSER);
+    let file = File::open(format!("/proc/{}/ns/user", child.pid())).expect("open child's user ns");
+    child.kill();
+    file
+}
+
+/// A `sleep` child process in new namespaces, killed and reaped on drop.
+pub struct ChildGuard {
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    /// Spawns `sleep 1000` after `unshare(flags)` in the child.
+    pub fn spawn_in_new(flags: CloneFlags) -> ChildGuard {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("1000");
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes the unshare(2) system call, which is async-signal-safe; the
+        // error path builds an io::Error from an errno, without allocating.
+        unsafe {
+            cmd.pre_exec(move || unshare(flags).map_err(std::io::Error::from));
+        }
+        ChildGuard {
+            child: Some(cmd.spawn().expect("spawn sleep")),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Kills and reaps the child now; its pid is then dead.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A bind mount of a namespace at a name in `/run/netns`, as `ip netns add`
+/// makes, removed on drop.
+pub struct NamedNetns {
+    pub name: String,
+    pub path: PathBuf,
+    pub ns: TempNs,
+}
+
+impl NamedNetns {
+    pub fn new() -> NamedNetns {
+        let ns = TempNs::new(NsKind::Net);
+        let name = unique_name("nsguard-test");
+        std::fs::create_dir_all("/run/netns").expect("mkdir /run/netns");
+        let path = Path::new("/run/netns").join(&name);
+        File::create(&path).expect("create /run/netns entry");
+        mount(
+            Some(ns.path()),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .expect("bind mount into /run/netns");
+        NamedNetns { name, path, ns }
+    }
+}
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        let _ = umount2(&self.path, MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Makes `setns(2)` on the **calling thread** fail with `errno` whenever its
+/// `nstype` argument is `nstype`, with a seccomp filter. The filter lasts
+/// as long as the thread: use it on a thread of the test's own.
+pub fn fail_setns_on_this_thread(nstype: i32, errno: i32) {
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xc000_003e;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xc000_00b7;
+    let stmt = |code, k| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k, jt, jf| libc::sock_filter {
+        code: JEQ_K,
+        jt,
+        jf,
+        k,
+    };
+    let program = [
+        stmt(LD_W_ABS, 4),                 // seccomp_data.arch
+        jeq(AUDIT_ARCH, 0, 5),             // other ABI: allow
+        stmt(LD_W_ABS, 0),                 // seccomp_data.nr
+        jeq(libc::SYS_setns as u32, 0, 3), // not setns: allow
+        stmt(LD_W_ABS, 24),                // low half of args[1], nstype
+        jeq(nstype as u32, 0, 1),          // not nstype: allow
+        stmt(RET_K, RET_ERRNO | (errno as u32 & 0xffff)),
+        stmt(RET_K, RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut _,
+    };
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    assert_eq!(rc, 0, "no_new_privs: {}", std::io::Error::last_os_error());
+    // SAFETY: PR_SET_SECCOMP reads `prog` and the filter it points to, both
+    // alive until it returns; the filter applies to this thread only.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "install seccomp filter: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Drops `CAP_SYS_ADMIN` from the effective set of the **calling thread**
+/// only (capabilities are per thread), so that `setns` fails with EPERM.
+pub fn drop_cap_sys_admin_on_this_thread() {
+    caps::drop(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_ADMIN,
+    )
+    .expect("drop CAP_SYS_ADMIN");
+}
