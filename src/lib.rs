@@ -78,6 +78,6 @@
 #![warn(missing_docs)]
 
 pub use ns_core::{
-    is_poisoned, poison_reason, Errno, Error, IntoIter, Iter, KindsIter, Namespace, NsGuard, NsId,
-    NsKind, NsKinds, NsSet, Result, NETNS_DIRS,
+    is_poisoned, poison_reason, Builder, Errno, Error, Executor, IntoIter, Iter, KindsIter,
+    Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Result, NETNS_DIRS,
 };

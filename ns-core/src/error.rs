@@ -176,6 +176,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// The executor could not run the call on a worker: a thread could not
+    /// be started, or the executor was shut down.
+    #[error("no worker could run the call: {reason}")]
+    Worker {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// Another system call failed.
     #[error("{op} {} failed: {errno}", kind_and_path(*kind, path.as_deref()))]
     Io {
@@ -247,7 +255,7 @@ impl Error {
             Error::Enter { errno, .. } | Error::Restore { errno, .. } | Error::Io { errno, .. } => {
                 io::Error::from(*errno).kind()
             }
-            Error::Poisoned { .. } => io::ErrorKind::Other,
+            Error::Poisoned { .. } | Error::Worker { .. } => io::ErrorKind::Other,
         }
     }
 

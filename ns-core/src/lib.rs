@@ -11,6 +11,7 @@
 )]
 
 mod error;
+mod executor;
 mod guard;
 mod id;
 mod kind;
@@ -20,6 +21,7 @@ mod sys;
 mod thread_state;
 
 pub use error::{Errno, Error, Result};
+pub use executor::{Builder, Executor};
 pub use guard::NsGuard;
 pub use id::NsId;
 pub use kind::{KindsIter, NsKind, NsKinds};

@@ -7,6 +7,7 @@ use std::path::Path;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
+use crate::executor::{Executor, Target};
 use crate::guard::NsGuard;
 use crate::kind::{NsKind, NsKinds};
 use crate::namespace::{open_error, Namespace, ProcDir};
@@ -248,6 +249,68 @@ impl NsSet {
     #[doc(alias = "setns")]
     pub fn enter(&self) -> Result<NsGuard> {
         crate::guard::enter(self)
+    }
+}
+
+impl NsSet {
+    /// Runs `f` on a worker thread of the [global executor](Executor::global)
+    /// that is inside every namespace of the set, and returns its value.
+    ///
+    /// The calling thread is never switched: it blocks until `f` has
+    /// returned, which is why `f` may borrow from it, as with
+    /// [`std::thread::scope`]. Kinds the set does not name are those of the
+    /// process's main thread. A call from inside another `run` for the
+    /// namespaces its worker is already in runs inline.
+    ///
+    /// mnt works (the worker gets a private root and cwd, and then serves
+    /// that mount namespace only); pid works (processes spawned in `f` land
+    /// in the pid namespace; threads cannot be spawned there, and
+    /// `std::thread::Builder::spawn` returns an error). time and user cannot
+    /// be entered by any thread: spawn a process into the set instead.
+    ///
+    /// Threads `f` starts stay in the namespaces for good; work `f` hands to
+    /// a thread pool started elsewhere runs outside them.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::UnsupportedOnThread`] if the set has a time or user
+    ///   namespace;
+    /// - [`Error::PermissionDenied`] or [`Error::Enter`] if the worker cannot
+    ///   enter a namespace (`f` does not run);
+    /// - [`Error::Worker`] if no worker thread can be started;
+    /// - [`Error::Poisoned`] if the calling thread is poisoned.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics, the panic is caught on the worker and re-raised here
+    /// with its original payload.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use nsguard::{Namespace, NsSet};
+    ///
+    /// let blue = NsSet::from(Namespace::named("blue")?);
+    /// let mut names = Vec::new();
+    /// blue.run(|| {
+    ///     // on a worker inside `blue`; `names` is borrowed from the caller
+    ///     for iface in std::fs::read_dir("/proc/thread-self/net/dev_snmp6").into_iter().flatten() {
+    ///         names.push(iface.unwrap().file_name());
+    ///     }
+    /// })?;
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    pub fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        Executor::global()?.run(self, f)
+    }
+
+    /// The set as the executor sees it: borrowed handles.
+    pub(crate) fn target(&self) -> Target<'_> {
+        self.iter().fold(Target::default(), Target::with)
     }
 }
 

@@ -95,3 +95,16 @@ pub(crate) fn ns_get_nstype(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
 pub(crate) fn setns(fd: impl AsFd, kind: NsKind) -> Result<(), Errno> {
     nix::sched::setns(fd, CloneFlags::from_bits_retain(kind.clone_flag()))
 }
+
+/// `fstatat(2)` following links: `(st_dev, st_ino)` of `name` in `dir`.
+pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &str) -> Result<(u64, u64), Errno> {
+    let st = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::empty())?;
+    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+    Ok((st.st_dev as u64, st.st_ino as u64))
+}
+
+/// `unshare(CLONE_FS)`: gives the calling thread its own root, cwd and
+/// umask, which it needs before it can change mount namespace.
+pub(crate) fn unshare_fs() -> Result<(), Errno> {
+    nix::sched::unshare(CloneFlags::CLONE_FS)
+}

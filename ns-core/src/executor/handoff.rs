@@ -1,0 +1,165 @@
+//! Handing a borrowing closure to another thread and waiting for it.
+//!
+//! [`call`] runs a closure `f: FnOnce() -> R + Send + 'a` on a worker even
+//! though `f` may borrow from the caller's stack (`'a` is not `'static`).
+//! That is sound for the same reason `std::thread::scope` is: the caller
+//! does not return, and cannot unwind, until the worker has finished with
+//! everything it was lent. This module is where that argument lives; it
+//! holds the executor's only `unsafe` code.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::executor::target::Target;
+
+/// What a worker does with a [`Task`]: run the closure, or refuse it.
+type Job<'a> = dyn FnMut(Option<Error>) + Send + 'a;
+
+/// A call lent to a worker: the caller's closure and the namespaces to run
+/// it in, both borrowed from the caller's stack frame, which [`call`] keeps
+/// alive until [`Task::finish`] (or the task's drop) has signalled `done`.
+pub(crate) struct Task {
+    job: *mut Job<'static>,
+    target: *const Target<'static>,
+    done: *const AtomicBool,
+    caller: Option<Thread>,
+}
+
+// SAFETY: the pointers refer to the caller's `job` (which is `Send`: the
+// closure, its result and the error are all `Send`), its `Target` (shared
+// references to `Namespace`s, which are `Sync`) and an `AtomicBool`. The
+// caller does not touch them while the task is out, so using them from the
+// worker's thread is like using a `&mut Job` and `&Target` sent there.
+unsafe impl Send for Task {}
+
+impl Task {
+    /// The namespaces to run in.
+    pub(crate) fn target(&self) -> &Target<'_> {
+        // SAFETY: `target` points into the frame of `call`, which waits for
+        // `done` before it returns, and `done` is set only when the task is
+        // consumed: the borrow cannot outlive the referent.
+        unsafe { &*self.target }
+    }
+
+    /// Runs the caller's closure on this thread (`failure` = `None`), or
+    /// hands it `failure` instead, then releases the caller.
+    pub(crate) fn finish(mut self, failure: Option<Error>) {
+        self.complete(failure);
+    }
+
+    fn complete(&mut self, failure: Option<Error>) {
+        let Some(caller) = self.caller.take() else {
+            return;
+        };
+        // SAFETY: as in `target`: the job is alive until `done` is set, and
+        // nothing else uses it meanwhile (the caller is blocked in `call`).
+        // `caller` was taken above, so this runs at most once.
+        unsafe { (*self.job)(failure) };
+        // SAFETY: `done` is alive until it reads `true`. After this store
+        // the caller may return and free `job`, `target` and `done`: none
+        // of them is used again. `caller` is our own clone of its `Thread`.
+        unsafe { (*self.done).store(true, Ordering::Release) };
+        caller.unpark();
+    }
+}
+
+impl Drop for Task {
+    /// A task dropped without being run (no worker could be started, or a
+    /// worker is going away) still releases its caller, with an error.
+    fn drop(&mut self) {
+        self.complete(Some(Error::Worker {
+            reason: "the task was dropped before a worker could run it".into(),
+        }));
+    }
+}
+
+/// Runs `f` through `submit`, which must hand the [`Task`] to a thread that
+/// finishes it (or drop it), and blocks until then.
+///
+/// Returns `f`'s value, or its panic payload, or the error the task was
+/// finished with. Spins for `spin` before parking.
+pub(crate) fn call<'a, R, F>(
+    target: &Target<'a>,
+    f: F,
+    spin: Duration,
+    submit: impl FnOnce(Task),
+) -> Result<thread::Result<R>, Error>
+where
+    F: FnOnce() -> R + Send + 'a,
+    R: Send + 'a,
+{
+    let mut f = Some(f);
+    let mut out: Option<Result<thread::Result<R>, Error>> = None;
+    let mut job = |failure: Option<Error>| {
+        out = Some(match (failure, f.take()) {
+            (None, Some(f)) => Ok(catch_unwind(AssertUnwindSafe(f))),
+            (Some(err), _) => Err(err),
+            (None, None) => Err(Error::Worker {
+                reason: "a task ran twice".into(),
+            }),
+        });
+    };
+    let done = AtomicBool::new(false);
+    let job_ref: &mut Job<'_> = &mut job;
+    // SAFETY: only the lifetime changes ('a to 'static); the pointers are
+    // otherwise identical. The 'static is a lie that `wait` below makes
+    // harmless: this frame outlives every use of the pointer.
+    let job_ptr = unsafe { std::mem::transmute::<*mut Job<'_>, *mut Job<'static>>(job_ref) };
+    // SAFETY: as above, for the borrowed namespaces of the call.
+    let target_ptr =
+        unsafe { std::mem::transmute::<*const Target<'_>, *const Target<'static>>(target) };
+    let task = Task {
+        job: job_ptr,
+        target: target_ptr,
+        done: &done,
+        caller: Some(thread::current()),
+    };
+    // `submit` only moves the task along; if it unwinds, the task is
+    // dropped on the way, which sets `done` first.
+    let submitted = catch_unwind(AssertUnwindSafe(|| submit(task)));
+    // Nothing between handing out the task and this wait can unwind, so the
+    // frame cannot be left while a worker still uses it.
+    wait(&done, spin);
+    if let Err(panic) = submitted {
+        std::panic::resume_unwind(panic);
+    }
+    out.unwrap_or_else(|| {
+        Err(Error::Worker {
+            reason: "the task finished without a result".into(),
+        })
+    })
+}
+
+/// Waits until `flag` is set: spins for `spin`, then parks.
+pub(crate) fn wait(flag: &AtomicBool, spin: Duration) {
+    if !spin_until(|| flag.load(Ordering::Acquire), spin) {
+        while !flag.load(Ordering::Acquire) {
+            thread::park();
+        }
+    }
+}
+
+/// Spins until `cond` holds or `budget` has passed; returns whether it held.
+pub(crate) fn spin_until(mut cond: impl FnMut() -> bool, budget: Duration) -> bool {
+    if cond() {
+        return true;
+    }
+    if budget.is_zero() {
+        return false;
+    }
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+            if cond() {
+                return true;
+            }
+        }
+        if start.elapsed() >= budget {
+            return cond();
+        }
+    }
+}

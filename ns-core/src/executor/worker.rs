@@ -1,0 +1,138 @@
+//! A worker thread: switches to what each call wants, runs it, checks that
+//! the call left the thread where it was, and waits for the next one.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::executor::handoff::Task;
+use crate::executor::pool::{Msg, Shared, WorkerHandle};
+use crate::executor::target::{Profile, Target};
+use crate::kind::NsKind;
+use crate::namespace::Namespace;
+use crate::set::{NsSet, SETNS_ORDER};
+use crate::{sys, thread_state};
+
+thread_local! {
+    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is a worker of some executor.
+pub(crate) fn is_worker() -> bool {
+    IS_WORKER.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Moves the calling thread (the spawner, whose threads inherit its
+/// namespaces) into `home` and returns where it then is.
+pub(crate) fn settle_in(home: &NsSet) -> Result<Profile> {
+    for kind in SETNS_ORDER {
+        if let Some(ns) = home.get(kind) {
+            if Namespace::current_unchecked(kind)?.id() != ns.id() {
+                sys::setns(ns, kind).map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
+            }
+        }
+    }
+    Profile::of_current_thread()
+}
+
+/// Where a worker is.
+struct State {
+    profile: Profile,
+}
+
+pub(crate) fn main(shared: Arc<Shared>, first: Task) {
+    let _ = IS_WORKER.try_with(|w| w.set(true));
+    let handle = Arc::new(WorkerHandle::for_current_thread());
+    let mut state = match Profile::of_current_thread() {
+        Ok(profile) if profile == shared.home_profile => State { profile },
+        Ok(_) => {
+            first.finish(Some(Error::Worker {
+                reason: "a new worker did not start in the executor's home namespaces".into(),
+            }));
+            shared.forget_worker();
+            return;
+        }
+        Err(err) => {
+            first.finish(Some(err));
+            shared.forget_worker();
+            return;
+        }
+    };
+    let mut next = Some(Msg::Task(first));
+    loop {
+        let msg = match next.take() {
+            Some(msg) => msg,
+            None => match shared.next_msg(&handle) {
+                Some(msg) => msg,
+                None => return, // idle too long; already off the pool
+            },
+        };
+        let task = match msg {
+            Msg::Task(task) => task,
+            Msg::Exit => return,
+        };
+        if !serve(&shared, &mut state, task) {
+            shared.forget_worker();
+            return;
+        }
+        if !shared.make_idle(&handle, state.profile) {
+            return;
+        }
+    }
+}
+
+/// Runs one task. Returns whether the worker may be used again: its
+/// namespaces are exactly what `state` says, no guard is left on it, and it
+/// is not poisoned.
+fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
+    let target = task.target();
+    let desired = shared.home_profile.overlaid(target);
+    if let Err(err) = switch(shared, state, target, &desired) {
+        task.finish(Some(err));
+        // `state` follows every setns that succeeded.
+        return Profile::of_current_thread().is_ok_and(|p| p == state.profile);
+    }
+    task.finish(None);
+    // The result is with the caller; check the thread off its latency path.
+    // The body may have called setns/unshare itself, leaked a guard, or
+    // poisoned the thread.
+    thread_state::depth() == 0
+        && !thread_state::is_poisoned()
+        && Profile::of_current_thread().is_ok_and(|p| p == state.profile)
+}
+
+/// Switches the worker to `desired`: one `setns` per kind that differs.
+fn switch(
+    shared: &Shared,
+    state: &mut State,
+    target: &Target<'_>,
+    desired: &Profile,
+) -> Result<()> {
+    for kind in SETNS_ORDER {
+        if kind == NsKind::User
+            || kind == NsKind::Time
+            || state.profile.get(kind) == desired.get(kind)
+        {
+            continue;
+        }
+        let Some(ns) = target.get(kind).or_else(|| shared.home.get(kind)) else {
+            return Err(Error::Worker {
+                reason: format!("no way back to the home {kind} namespace on this worker"),
+            });
+        };
+        if kind == NsKind::Mnt {
+            // A thread shares root and cwd with the process until it does
+            // this, and setns(CLONE_NEWNS) refuses it before. It cannot be
+            // undone: from now on the worker serves this mount namespace.
+            sys::unshare_fs().map_err(|errno| Error::Io {
+                op: "unshare(CLONE_FS) before entering",
+                kind,
+                path: ns.path().map(Into::into),
+                errno,
+            })?;
+        }
+        sys::setns(ns, kind).map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
+        state.profile.set(ns.id());
+    }
+    Ok(())
+}

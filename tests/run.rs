@@ -1,0 +1,367 @@
+//! `NsSet::run` and `Executor`: bodies run on workers inside the requested
+//! namespaces, borrow from the caller, propagate panics, nest, and never
+//! switch the caller's thread.
+
+mod support;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nsguard::{Error, Executor, Namespace, NsKind, NsSet};
+use support::{main_thread_ino, thread_ino, ChildGuard, TempNs};
+
+fn open(temp: &TempNs) -> Namespace {
+    Namespace::open(temp.kind(), temp.path()).unwrap()
+}
+
+fn tid() -> i32 {
+    nix::unistd::gettid().as_raw()
+}
+
+/// Runs `f` on a thread and fails (instead of hanging) if it takes longer
+/// than `limit`: for tests whose failure mode is a deadlock.
+fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(r)) => r,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("did not finish within {limit:?}: deadlock?"),
+    }
+}
+
+const KINDS: [NsKind; 6] = [
+    NsKind::Net,
+    NsKind::Uts,
+    NsKind::Ipc,
+    NsKind::Cgroup,
+    NsKind::Pid,
+    NsKind::Mnt,
+];
+
+#[test]
+fn a_body_runs_inside_every_kind_it_asked_for_and_home_for_the_rest() {
+    for kind in KINDS {
+        let temp = TempNs::new(kind);
+        let set = NsSet::from(open(&temp));
+        let caller = tid();
+        let (seen, others, worker) = set
+            .run(|| {
+                let others: Vec<(NsKind, u64)> = KINDS
+                    .iter()
+                    .filter(|k| **k != kind)
+                    .map(|k| (*k, thread_ino(*k)))
+                    .collect();
+                (thread_ino(kind), others, tid())
+            })
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(seen, temp.ino(), "{kind}: the body is inside");
+        assert_ne!(worker, caller, "{kind}: the body ran on a worker");
+        for (other, ino) in others {
+            assert_eq!(
+                ino,
+                main_thread_ino(other),
+                "{kind}: {other} is the home one"
+            );
+        }
+        assert_eq!(
+            thread_ino(kind),
+            main_thread_ino(kind),
+            "{kind}: the caller never moved"
+        );
+    }
+}
+
+#[test]
+fn a_set_of_several_kinds_is_entered_together() {
+    let temps: Vec<TempNs> = KINDS.into_iter().map(TempNs::new).collect();
+    let set: NsSet = temps.iter().map(open).collect();
+    for _ in 0..3 {
+        let seen = set.run(|| KINDS.map(thread_ino)).unwrap();
+        assert_eq!(
+            seen.to_vec(),
+            temps.iter().map(TempNs::ino).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn bodies_borrow_from_the_caller() {
+    let temp = TempNs::new(NsKind::Uts);
+    let set = NsSet::from(open(&temp));
+    let mut log: Vec<String> = Vec::new();
+    let name = String::from("borrowed");
+    let len = set
+        .run(|| {
+            log.push(format!("{name} in uts:[{}]", thread_ino(NsKind::Uts)));
+            name.len()
+        })
+        .unwrap();
+    assert_eq!(len, 8);
+    assert_eq!(log, [format!("borrowed in uts:[{}]", temp.ino())]);
+}
+
+#[test]
+fn a_panic_is_re_raised_in_the_caller_and_the_worker_survives() {
+    let temp = TempNs::new(NsKind::Net);
+    let set = NsSet::from(open(&temp));
+    let executor = Executor::builder().max_workers(1).build().unwrap();
+    let first = executor.run(&set, tid).unwrap();
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        executor.run(&set, || -> () { std::panic::panic_any(42_u32) })
+    }))
+    .unwrap_err();
+    assert_eq!(
+        panic.downcast_ref::<u32>(),
+        Some(&42),
+        "the original payload"
+    );
+    let (again, ino) = executor
+        .run(&set, || (tid(), thread_ino(NsKind::Net)))
+        .unwrap();
+    assert_eq!(
+        (again, ino),
+        (first, temp.ino()),
+        "same worker, still inside"
+    );
+}
+
+#[test]
+fn a_call_for_the_workers_own_namespaces_runs_inline_and_others_nest() {
+    let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
+    let (set_a, set_b) = (NsSet::from(open(&a)), NsSet::from(open(&b)));
+    let (outer, inner_same, inner_other, back) = set_a
+        .run(|| {
+            let outer = tid();
+            let same = set_a.run(|| (tid(), thread_ino(NsKind::Net))).unwrap();
+            let other = set_b.run(|| (tid(), thread_ino(NsKind::Net))).unwrap();
+            (outer, same, other, thread_ino(NsKind::Net))
+        })
+        .unwrap();
+    assert_eq!(inner_same, (outer, a.ino()), "inline on the same worker");
+    assert_ne!(inner_other.0, outer, "another worker");
+    assert_eq!(inner_other.1, b.ino());
+    assert_eq!(back, a.ino(), "the outer worker never moved");
+}
+
+#[test]
+fn nested_calls_at_the_cap_do_not_deadlock() {
+    let temps: Vec<TempNs> = (0..4).map(|_| TempNs::new(NsKind::Net)).collect();
+    let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
+    let expected: Vec<u64> = temps.iter().map(TempNs::ino).collect();
+    let executor = Executor::builder().max_workers(2).build().unwrap();
+    let seen = within(Duration::from_secs(20), move || {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let (sets, executor) = (&sets, &executor);
+                    s.spawn(move || {
+                        // Each level asks for another namespace: every level
+                        // needs a worker while the level above holds one.
+                        executor
+                            .run(&sets[i], || {
+                                executor
+                                    .run(&sets[(i + 1) % 4], || {
+                                        executor
+                                            .run(&sets[(i + 2) % 4], || thread_ino(NsKind::Net))
+                                            .unwrap()
+                                    })
+                                    .unwrap()
+                            })
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<u64>>()
+        })
+    });
+    for (i, ino) in seen.into_iter().enumerate() {
+        assert_eq!(ino, expected[(i + 2) % 4]);
+    }
+}
+
+#[test]
+fn at_the_cap_top_level_calls_wait_for_a_worker() {
+    let temps: Vec<TempNs> = (0..6).map(|_| TempNs::new(NsKind::Uts)).collect();
+    let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
+    let executor = Executor::builder().max_workers(2).build().unwrap();
+    std::thread::scope(|s| {
+        for (set, temp) in sets.iter().zip(&temps) {
+            let executor = &executor;
+            s.spawn(move || {
+                for _ in 0..20 {
+                    let ino = executor.run(set, || thread_ino(NsKind::Uts)).unwrap();
+                    assert_eq!(ino, temp.ino());
+                    assert!(executor.workers() <= 2, "{} workers", executor.workers());
+                }
+            });
+        }
+    });
+    assert!(executor.workers() <= 2);
+}
+
+#[test]
+fn a_tmpfs_mounted_in_a_body_stays_in_that_mount_namespace() {
+    use nix::mount::{mount, umount, MsFlags};
+    let mnt = TempNs::new(NsKind::Mnt);
+    let set = NsSet::from(open(&mnt));
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("inside");
+    set.run(|| {
+        mount(
+            Some("tmpfs"),
+            dir.path(),
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        std::fs::write(&marker, "hello").unwrap();
+    })
+    .unwrap();
+    assert!(!marker.exists(), "the host does not see the tmpfs");
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host_mounts.contains(&dir.path().display().to_string()));
+    let (seen, ino) = set
+        .run(|| {
+            (
+                std::fs::read_to_string(&marker).ok(),
+                thread_ino(NsKind::Mnt),
+            )
+        })
+        .unwrap();
+    assert_eq!(seen.as_deref(), Some("hello"), "a later body sees it");
+    assert_eq!(ino, mnt.ino());
+    set.run(|| umount(dir.path()).unwrap()).unwrap();
+    // Other sets still run in the host's mount namespace.
+    let net = TempNs::new(NsKind::Net);
+    let ino = NsSet::from(open(&net))
+        .run(|| thread_ino(NsKind::Mnt))
+        .unwrap();
+    assert_eq!(ino, main_thread_ino(NsKind::Mnt));
+}
+
+#[test]
+fn processes_spawned_in_a_pid_body_land_in_the_pid_namespace() {
+    let pid = TempNs::new(NsKind::Pid);
+    let set = NsSet::from(open(&pid));
+    let (child_pidns, thread_err) = set
+        .run(|| {
+            let out = std::process::Command::new("readlink")
+                .arg("/proc/self/ns/pid")
+                .output()
+                .unwrap();
+            let thread = std::thread::Builder::new().spawn(|| ());
+            (
+                String::from_utf8(out.stdout).unwrap(),
+                thread.err().map(|e| e.to_string()),
+            )
+        })
+        .unwrap();
+    assert_eq!(child_pidns.trim(), format!("pid:[{}]", pid.ino()));
+    assert!(
+        thread_err.is_some(),
+        "a thread cannot be created there: an error, not a crash"
+    );
+}
+
+#[test]
+fn user_and_time_are_refused_without_running_the_body() {
+    for kind in [NsKind::User, NsKind::Time] {
+        let temp = TempNs::new(kind);
+        let set = NsSet::from(open(&temp));
+        let mut ran = false;
+        match set.run(|| ran = true) {
+            Err(err @ Error::UnsupportedOnThread { .. }) => {
+                assert_eq!(err.kind(), Some(kind));
+                assert!(err.to_string().contains("spawn a process"), "{err}");
+            }
+            other => panic!("{kind}: expected UnsupportedOnThread, got {other:?}"),
+        }
+        assert!(!ran);
+    }
+}
+
+#[test]
+fn a_worker_that_a_body_moved_is_retired() {
+    let temp = TempNs::new(NsKind::Net);
+    let set = NsSet::from(open(&temp));
+    let executor = Executor::builder().max_workers(1).build().unwrap();
+    let first = executor
+        .run(&set, || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            tid()
+        })
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while executor.workers() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the moved worker was not retired"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (second, ino) = executor
+        .run(&set, || (tid(), thread_ino(NsKind::Net)))
+        .unwrap();
+    assert_ne!(second, first, "never reused");
+    assert_eq!(ino, temp.ino());
+}
+
+#[test]
+fn idle_workers_exit() {
+    let temps: Vec<TempNs> = (0..3).map(|_| TempNs::new(NsKind::Net)).collect();
+    let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
+    let executor = Executor::builder()
+        .idle_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let tids: Vec<i32> = std::thread::scope(|s| {
+        let hs: Vec<_> = sets
+            .iter()
+            .map(|set| {
+                let executor = &executor;
+                s.spawn(move || {
+                    executor
+                        .run(set, || {
+                            std::thread::sleep(Duration::from_millis(20));
+                            tid()
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(executor.workers() >= 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive = tids
+            .iter()
+            .filter(|t| std::path::Path::new(&format!("/proc/self/task/{t}")).exists())
+            .count();
+        if executor.workers() == 0 && alive == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} workers, {alive} threads still alive",
+            executor.workers()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_process_owned_namespace_keeps_working_after_the_process_exits() {
+    let mut child = ChildGuard::spawn_in_new(nix::sched::CloneFlags::CLONE_NEWNET);
+    let set = NsSet::of_pid(child.pid(), NsKind::Net).unwrap();
+    let ino = set.get(NsKind::Net).unwrap().id().ino();
+    child.kill();
+    assert_eq!(set.run(|| thread_ino(NsKind::Net)).unwrap(), ino);
+}

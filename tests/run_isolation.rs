@@ -1,0 +1,108 @@
+//! Process-wide check, alone in its test binary so that no other test's
+//! threads are around: while 8 threads make many calls over 24 namespaces,
+//! no thread but the executor's own ever leaves the host namespaces.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nsguard::{Namespace, NsKind, NsSet};
+use support::{link_ino, main_thread_ino, thread_ino, TempNs};
+
+const WATCHED: [NsKind; 7] = [
+    NsKind::Net,
+    NsKind::Uts,
+    NsKind::Ipc,
+    NsKind::Cgroup,
+    NsKind::Pid,
+    NsKind::Mnt,
+    NsKind::Time,
+];
+
+/// (tid, kind, ino) for every thread of this process not owned by nsguard
+/// that is not in the host namespace of a watched kind.
+fn strays(host: &[(NsKind, u64)]) -> Vec<(String, NsKind, u64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let dir = task.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        }; // exited
+        if comm.starts_with("nsguard-") {
+            continue;
+        }
+        for (kind, ino) in host {
+            let file = match kind {
+                NsKind::Pid => "pid_for_children",
+                NsKind::Time => "time_for_children",
+                k => k.proc_name(),
+            };
+            let link = dir.join("ns").join(file);
+            if std::fs::symlink_metadata(&link).is_err() {
+                continue; // exited meanwhile
+            }
+            let seen = std::panic::catch_unwind(|| link_ino(&link));
+            if let Ok(seen) = seen {
+                if seen != *ino {
+                    out.push((comm.trim().to_string(), *kind, seen));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn callers_never_leave_the_host_namespaces() {
+    let host: Vec<(NsKind, u64)> = WATCHED.iter().map(|k| (*k, main_thread_ino(*k))).collect();
+    assert!(strays(&host).is_empty());
+    let temps: Vec<(TempNs, TempNs)> = (0..24)
+        .map(|_| (TempNs::new(NsKind::Net), TempNs::new(NsKind::Uts)))
+        .collect();
+    let sets: Vec<NsSet> = temps
+        .iter()
+        .map(|(n, u)| {
+            NsSet::new()
+                .with(Namespace::open(NsKind::Net, n.path()).unwrap())
+                .with(Namespace::open(NsKind::Uts, u.path()).unwrap())
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let found = std::thread::scope(|s| {
+        let monitor = s.spawn(|| {
+            let mut found = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                found.extend(strays(&host));
+            }
+            found
+        });
+        let callers: Vec<_> = (0..8)
+            .map(|t| {
+                let (sets, temps) = (&sets, &temps);
+                s.spawn(move || {
+                    for i in 0..400 {
+                        let k = (t * 7 + i * 5) % sets.len();
+                        let (net, uts) = sets[k]
+                            .run(|| (thread_ino(NsKind::Net), thread_ino(NsKind::Uts)))
+                            .unwrap();
+                        assert_eq!(
+                            (net, uts),
+                            (temps[k].0.ino(), temps[k].1.ino()),
+                            "call {i} of thread {t}"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        monitor.join().unwrap()
+    });
+    assert!(
+        found.is_empty(),
+        "threads outside the host namespaces: {found:?}"
+    );
+    assert!(strays(&host).is_empty());
+}
