@@ -77,7 +77,14 @@
 
 #![warn(missing_docs)]
 
+pub use ns_macros::in_namespace;
+
 pub use ns_core::{
     is_poisoned, poison_reason, Builder, Errno, Error, Executor, IntoIter, Iter, KindsIter,
     Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Result, NETNS_DIRS,
 };
+
+#[doc(hidden)]
+pub mod __private {
+    pub use ns_core::__private::*;
+}

@@ -10,6 +10,9 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub mod __private;
 mod error;
 mod executor;
 mod guard;

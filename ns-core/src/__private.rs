@@ -1,0 +1,141 @@
+//! The runtime of `#[in_namespace]`'s expansion. Not public API: the
+//! generated code reaches it as `::nsguard::__private`, and it may change in
+//! any release.
+
+use std::ffi::{OsStr, OsString};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+pub use crate::error::Error;
+use crate::error::Result;
+use crate::executor::{self, Executor};
+pub use crate::kind::NsKind;
+use crate::namespace::Namespace;
+use crate::set::NsSet;
+
+/// The namespaces of one call, borrowed.
+#[derive(Clone, Copy, Default)]
+pub struct Target<'a>(executor::Target<'a>);
+
+impl<'a> Target<'a> {
+    /// No namespace yet.
+    pub fn new() -> Target<'a> {
+        Target::default()
+    }
+
+    /// Starts from every namespace of `set`.
+    pub fn from_set(set: &'a NsSet) -> Target<'a> {
+        Target(set.target())
+    }
+
+    /// Adds (or replaces) one namespace.
+    pub fn with(self, ns: &'a Namespace) -> Target<'a> {
+        Target(self.0.with(ns))
+    }
+}
+
+/// A namespace named by a macro argument: opened from a path, or borrowed.
+pub enum Resolved<'a> {
+    /// Opened from a path for this call.
+    Owned(Namespace),
+    /// A handle the caller passed.
+    Borrowed(&'a Namespace),
+}
+
+impl Deref for Resolved<'_> {
+    type Target = Namespace;
+
+    fn deref(&self) -> &Namespace {
+        match self {
+            Resolved::Owned(ns) => ns,
+            Resolved::Borrowed(ns) => ns,
+        }
+    }
+}
+
+/// A value that names a namespace of a given kind.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not name a namespace",
+    label = "expected a path or a namespace handle",
+    note = "a namespace is named by a path (`&str`, `String`, `&Path`, `PathBuf`, `&OsStr`) \
+            or by a `nsguard::Namespace` / `&Namespace`; use `set = ...` for an `NsSet`"
+)]
+pub trait NsArg {
+    /// The namespace of `kind` this value names.
+    fn ns_for(&self, kind: NsKind) -> Result<Resolved<'_>>;
+}
+
+impl NsArg for Path {
+    fn ns_for(&self, kind: NsKind) -> Result<Resolved<'_>> {
+        Namespace::open(kind, self).map(Resolved::Owned)
+    }
+}
+
+macro_rules! path_like {
+    ($($t:ty),*) => {$(
+        impl NsArg for $t {
+            fn ns_for(&self, kind: NsKind) -> Result<Resolved<'_>> {
+                Path::new(self).ns_for(kind)
+            }
+        }
+    )*};
+}
+path_like!(str, String, PathBuf, OsStr, OsString);
+
+impl NsArg for Namespace {
+    fn ns_for(&self, kind: NsKind) -> Result<Resolved<'_>> {
+        if self.kind() != kind {
+            return Err(Error::WrongKind {
+                path: self
+                    .path()
+                    .map_or_else(|| PathBuf::from(self.id().to_string()), Path::to_path_buf),
+                expected: kind,
+                found: self.kind(),
+            });
+        }
+        Ok(Resolved::Borrowed(self))
+    }
+}
+
+impl<T: NsArg + ?Sized> NsArg for &T {
+    fn ns_for(&self, kind: NsKind) -> Result<Resolved<'_>> {
+        (**self).ns_for(kind)
+    }
+}
+
+impl<T: NsArg + ?Sized> NsArg for &mut T {
+    fn ns_for(&self, kind: NsKind) -> Result<Resolved<'_>> {
+        (**self).ns_for(kind)
+    }
+}
+
+/// A value that is, or refers to, an [`NsSet`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an `NsSet`",
+    label = "`set = ...` takes an `NsSet` or `&NsSet`"
+)]
+pub trait AsNsSet {
+    /// The set.
+    fn as_ns_set(&self) -> &NsSet;
+}
+
+impl AsNsSet for NsSet {
+    fn as_ns_set(&self) -> &NsSet {
+        self
+    }
+}
+
+impl<T: AsNsSet + ?Sized> AsNsSet for &T {
+    fn as_ns_set(&self) -> &NsSet {
+        (**self).as_ns_set()
+    }
+}
+
+/// Runs `f` on the global executor inside `target`.
+pub fn run<'a, R, F>(target: &Target<'a>, f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send + 'a,
+    R: Send + 'a,
+{
+    Executor::global()?.run_target(&target.0, f)
+}

@@ -1,0 +1,62 @@
+// Every accepted form compiles (they are not called: no privilege needed).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use nsguard::{in_namespace, Namespace, NsSet};
+
+#[in_namespace(net = "/run/netns/blue")]
+pub fn literal() -> std::io::Result<()> {
+    Ok(())
+}
+
+#[in_namespace(net = a, uts = b, ipc = c, pid = d, cgroup = e, mnt = f)]
+pub(crate) fn every_value_type(
+    a: &str,
+    b: String,
+    c: &Path,
+    d: PathBuf,
+    e: Namespace,
+    f: &Namespace,
+) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[in_namespace(set = set)]
+fn by_set(set: &NsSet) -> Result<u8, nsguard::Error> {
+    Ok(1)
+}
+
+#[in_namespace(set = owned_set, net = "/run/netns/x")]
+fn owned_set_and_override(owned_set: NsSet) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Returns an iterator: the closure cannot name `impl Trait`.
+#[in_namespace(net = "/run/netns/blue")]
+fn returns_impl() -> std::io::Result<impl Iterator<Item = u8>> {
+    Ok(vec![1_u8].into_iter())
+}
+
+struct S {
+    ns: Namespace,
+}
+
+impl S {
+    #[in_namespace(net = &self.ns)]
+    fn by_ref(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    #[in_namespace(net = "/run/netns/blue")]
+    fn by_mut(&mut self, x: u8) -> std::io::Result<u8> {
+        Ok(x)
+    }
+
+    #[in_namespace(net = "/run/netns/blue")]
+    fn by_value(self) -> std::io::Result<Namespace> {
+        Ok(self.ns)
+    }
+}
+
+fn main() {}
