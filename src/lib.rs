@@ -6,74 +6,104 @@
 //! nothing else runs there meanwhile, and that the thread is switched back
 //! or never used again. nsguard makes the type system hold most of that:
 //!
-//! - [`Namespace`] is one open namespace, checked to be a namespace of the
-//!   kind asked for before it is ever used; [`NsId`] is its identity.
-//! - [`NsSet`] holds at most one namespace per [`NsKind`], read from a
-//!   process, a directory, or the calling thread.
-//! - [`NsSet::enter`] switches the calling thread and returns an
+//! - [`#[in_namespace(net = path)]`](in_namespace) rewrites a function so
+//!   that its body runs on a pinned worker thread that has entered the
+//!   namespaces; [`NsSet::run`] does the same for a closure. The caller's
+//!   thread is never switched, and the body may borrow from it.
+//! - [`NsSet::enter`] switches the calling thread itself and returns an
 //!   [`NsGuard`] that is neither `Send` nor `Sync`: it cannot leave the
 //!   thread it switched, and dropping it switches the thread back. A thread
 //!   that cannot be switched back is *poisoned* ([`is_poisoned`]) and
 //!   refuses all further nsguard work.
-//! - Every kind follows its own kernel rules: net, uts, ipc, cgroup and pid
-//!   can be entered by a thread; mnt, time and user cannot, and are refused
-//!   with an error that says why and what to use instead.
-//! - Every error is an [`Error`] naming the path, kind and errno involved.
+//! - [`Namespace`] is one open namespace, checked to be a namespace of the
+//!   kind asked for before it is ever used; [`NsSet`] holds at most one per
+//!   [`NsKind`], read from a process, a directory, or the calling thread.
+//! - Every kind follows its own kernel rules, and every error is an
+//!   [`Error`] naming the path, kind and errno involved, and what to do.
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! // The body runs on a worker inside the network namespace at `netns`;
+//! // `netns` is an argument, evaluated at each call.
+//! #[nsguard::in_namespace(net = netns)]
+//! fn interfaces(netns: &Path) -> std::io::Result<Vec<String>> {
+//!     Ok(nix::net::if_::if_nameindex()?
+//!         .iter()
+//!         .map(|i| i.name().to_string_lossy().into_owned())
+//!         .collect())
+//! }
+//!
+//! println!("{:?}", interfaces(Path::new("/run/netns/blue"))?); // ["lo", "eth0"]
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Without the macro, and with a borrowed result:
+//!
+//! ```no_run
+//! use nsguard::{Namespace, NsKind, NsSet};
+//!
+//! let container = NsSet::of_pid(1234, NsKind::Net | NsKind::Uts)?;
+//! let mut seen = Vec::new();
+//! container.run(|| seen.push(nix::unistd::gethostname()))?; // on a worker, inside
+//!
+//! // Or switch this very thread, for as long as the guard lives:
+//! {
+//!     let _guard = NsSet::from(Namespace::named("blue")?).enter()?;
+//!     let listener = std::net::TcpListener::bind("127.0.0.1:8080")?; // lives in `blue`
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Handles are checked and identified; this runs without privilege:
 //!
 //! ```
 //! use nsguard::{Namespace, NsKind, NsSet};
 //!
-//! // The namespaces this thread is in, by identity.
 //! let here = NsSet::current(NsKind::Net | NsKind::Uts)?;
 //! for ns in &here {
 //!     println!("{}", ns.id()); // net:[4026531833], uts:[4026531838]
 //! }
-//!
 //! // Entering them again switches nothing: the thread is already there.
 //! let guard = here.enter()?;
 //! assert!(guard.switched().is_empty());
 //! guard.restore()?;
-//!
 //! // Files that are not namespaces of the kind asked for are refused.
 //! assert!(Namespace::open(NsKind::Net, "/etc/hostname").is_err());
 //! # Ok::<(), nsguard::Error>(())
 //! ```
 //!
-//! Entering a network namespace made by `ip netns add blue` (needs
-//! `CAP_SYS_ADMIN`):
+//! # Workers or the guard?
 //!
-//! ```no_run
-//! use nsguard::{Namespace, NsSet};
-//!
-//! let blue = NsSet::from(Namespace::named("blue")?);
-//! let listener = {
-//!     let _guard = blue.enter()?;
-//!     // This thread is in `blue`: a socket made here lives in `blue`,
-//!     // wherever it is used later.
-//!     std::net::TcpListener::bind("127.0.0.1:8080")?
-//! }; // the thread is back where it was
-//! # drop(listener);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! [`NsSet::run`] and the macro hand the body to a worker of an
+//! [`Executor`]: a warm call (a worker already in the namespaces, spinning)
+//! is a sub-microsecond handoff, the caller's thread is untouched, and every
+//! kind but user and time works, mnt included. After each call the worker
+//! checks, off the caller's latency path, that the body left it where it
+//! was; see [`Builder::check_after_call`] for what that costs.
+//! [`NsSet::enter`] switches the calling thread in place: no other thread is
+//! involved, but only net, uts, ipc, cgroup and pid can be entered, and
+//! everything on the thread runs inside while the guard lives.
 //!
 //! # What runs inside
 //!
-//! While a guard lives, everything on its thread runs in the namespaces.
-//! Threads started meanwhile inherit them for good (a thread pool started
-//! lazily inside stays inside); work handed to a pool started earlier runs
-//! outside. Some views do not follow the thread: `/sys/class/net` and
-//! `/proc/self/net` show the namespaces of the mount namespace and of the
-//! main thread, while netlink and `getifaddrs` follow the calling thread.
+//! Threads started inside (by a body, or while a guard lives) inherit the
+//! namespaces for good: a thread pool started lazily inside stays inside;
+//! work handed to a pool started elsewhere runs outside. Some views do not
+//! follow the thread: `/sys/class/net` and `/proc/self/net` show the
+//! namespaces of the mount namespace and of the main thread, while netlink
+//! and `getifaddrs` follow the calling thread. A socket keeps the network
+//! namespace it was created in.
 //!
 //! # Kernel rules per kind
 //!
-//! | kind | a thread can enter and leave it | notes |
-//! |---|---|---|
-//! | net, uts, ipc, cgroup | yes | ipc: the thread leaves the System V `SEM_UNDO` list |
-//! | pid | yes, `pid_for_children` only | processes forked inside land in it; creating a thread fails meanwhile |
-//! | mnt | no: needs `unshare(CLONE_FS)`, which cannot be undone | use a dedicated thread or a process |
-//! | time | no: `EUSERS` in a multithreaded process | use a process |
-//! | user | no: `EINVAL` in a multithreaded process | use a process |
+//! | kind | [`NsSet::enter`] (this thread) | [`NsSet::run`] (a worker) | notes |
+//! |---|---|---|---|
+//! | net, uts, ipc, cgroup | yes | yes | ipc: the thread leaves the System V `SEM_UNDO` list |
+//! | pid | yes, `pid_for_children` only | yes | processes forked inside land in it; creating a thread fails there |
+//! | mnt | no: needs `unshare(CLONE_FS)`, which cannot be undone | yes: the worker then serves that mount namespace only | |
+//! | time | no: `EUSERS` in a multithreaded process | no | use a process |
+//! | user | no: `EINVAL` in a multithreaded process | no | use a process |
 
 #![warn(missing_docs)]
 

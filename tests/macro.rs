@@ -266,3 +266,20 @@ fn the_expansion_uses_absolute_paths() {
     let temp = TempNs::new(NsKind::Net);
     assert_eq!(shadowing::absolute(temp.path()).unwrap(), temp.ino());
 }
+
+/// nsguard's own `Result`: no conversion lint fires in the user's crate
+/// (this file is linted by clippy with -D warnings).
+#[in_namespace(net = path)]
+fn own_result(path: &Path) -> nsguard::Result<u64> {
+    Ok(thread_ino(NsKind::Net))
+}
+
+#[test]
+fn nsguards_own_result_type() {
+    let temp = TempNs::new(NsKind::Net);
+    assert_eq!(own_result(temp.path()).unwrap(), temp.ino());
+    assert!(matches!(
+        own_result(Path::new("/nonexistent")),
+        Err(nsguard::Error::NotFound { .. })
+    ));
+}

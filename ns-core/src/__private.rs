@@ -139,3 +139,17 @@ where
 {
     Executor::global()?.run_target(&target.0, f)
 }
+
+/// Reads the calling thread's namespace ids the way a worker checks itself
+/// after every call (one `fstatat` per tracked kind on a cached
+/// `/proc/thread-self/ns` fd). For the benchmarks.
+pub fn read_thread_profile() -> Result<()> {
+    executor::target::Profile::of_current_thread().map(drop)
+}
+
+/// `E::from(err)`: the conversion into the function's error type, in a
+/// generic function so that `E = nsguard::Error` raises no lint in the
+/// user's crate.
+pub fn into_error<E: From<Error>>(err: Error) -> E {
+    E::from(err)
+}

@@ -83,7 +83,7 @@ pub(crate) fn expand(item: ItemFn, config: Config, ret: Return) -> TokenStream {
     let value = hygienic("__nsguard_ok", site);
     let err = hygienic("__nsguard_err", ret.span);
     let convert = call(
-        respan(quote!(::core::convert::From::from), ret.span),
+        respan(quote!(#private::into_error), ret.span),
         quote!(#err),
         ret.span,
     );

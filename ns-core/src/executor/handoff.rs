@@ -161,5 +161,9 @@ pub(crate) fn spin_until(mut cond: impl FnMut() -> bool, budget: Duration) -> bo
         if start.elapsed() >= budget {
             return cond();
         }
+        // Let another runnable thread (a worker checking itself, the body
+        // being waited for) have the core: with more spinners than cores,
+        // pure spinning starves the very thread being waited for.
+        std::thread::yield_now();
     }
 }

@@ -19,6 +19,7 @@ pub(crate) struct Config {
     pub(crate) max_workers: usize,
     pub(crate) idle_timeout: Duration,
     pub(crate) spin: Duration,
+    pub(crate) check_after_call: bool,
 }
 
 /// A message to a worker.

@@ -98,7 +98,8 @@ fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
     // poisoned the thread.
     thread_state::depth() == 0
         && !thread_state::is_poisoned()
-        && Profile::of_current_thread().is_ok_and(|p| p == state.profile)
+        && (!shared.config.check_after_call
+            || Profile::of_current_thread().is_ok_and(|p| p == state.profile))
 }
 
 /// Switches the worker to `desired`: one `setns` per kind that differs.
