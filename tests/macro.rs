@@ -283,3 +283,19 @@ fn nsguards_own_result_type() {
         Err(nsguard::Error::NotFound { .. })
     ));
 }
+
+#[in_namespace(uts = path)]
+fn with_anyhow(path: &Path) -> anyhow::Result<u64> {
+    Ok(thread_ino(NsKind::Uts))
+}
+
+#[test]
+fn anyhow_result_works() {
+    let temp = TempNs::new(NsKind::Uts);
+    assert_eq!(with_anyhow(temp.path()).unwrap(), temp.ino());
+    let err = with_anyhow(Path::new("/nonexistent")).unwrap_err();
+    assert!(matches!(
+        err.downcast_ref::<nsguard::Error>(),
+        Some(nsguard::Error::NotFound { .. })
+    ));
+}

@@ -365,3 +365,46 @@ fn a_process_owned_namespace_keeps_working_after_the_process_exits() {
     child.kill();
     assert_eq!(set.run(|| thread_ino(NsKind::Net)).unwrap(), ino);
 }
+
+#[test]
+fn dropping_an_executor_ends_its_threads() {
+    let temps: Vec<TempNs> = (0..3).map(|_| TempNs::new(NsKind::Net)).collect();
+    let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
+    let executor = Executor::builder().build().unwrap();
+    let tids: Vec<i32> = std::thread::scope(|s| {
+        let hs: Vec<_> = sets
+            .iter()
+            .map(|set| {
+                let executor = &executor;
+                s.spawn(move || {
+                    executor
+                        .run(set, || {
+                            std::thread::sleep(Duration::from_millis(20));
+                            tid()
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let clone = executor.clone();
+    drop(executor);
+    assert_eq!(
+        clone.run(&sets[0], || thread_ino(NsKind::Net)).unwrap(),
+        temps[0].ino(),
+        "a clone keeps it alive"
+    );
+    drop(clone);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tids
+        .iter()
+        .any(|t| std::path::Path::new(&format!("/proc/self/task/{t}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "workers still alive after the executor was dropped"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
