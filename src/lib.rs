@@ -110,8 +110,8 @@
 pub use ns_macros::in_namespace;
 
 pub use ns_core::{
-    is_poisoned, poison_reason, Builder, Errno, Error, Executor, IntoIter, Iter, KindsIter,
-    Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Result, NETNS_DIRS,
+    is_poisoned, poison_reason, Builder, CommandExt, Errno, Error, Executor, IdMap, IntoIter, Iter,
+    KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Result, Unshare, NETNS_DIRS,
 };
 
 #[doc(hidden)]

@@ -176,6 +176,39 @@ pub enum Error {
         reason: String,
     },
 
+    /// This kind of namespace cannot be created this way; nothing was
+    /// created.
+    #[error("cannot create a {kind} namespace this way: {reason}; instead, {instead}")]
+    CannotCreate {
+        /// The kind refused.
+        kind: NsKind,
+        /// Why.
+        reason: &'static str,
+        /// What to do instead.
+        instead: &'static str,
+    },
+
+    /// The kernel refused to create namespaces; nothing was created.
+    #[error("creating new {kinds} namespaces failed at {step}: {errno}{}", create_hint(*errno))]
+    Create {
+        /// The kinds asked for.
+        kinds: crate::kind::NsKinds,
+        /// The step that failed, e.g. `"unshare"`.
+        step: &'static str,
+        /// The errno.
+        errno: Errno,
+    },
+
+    /// A process could not be started (the program does not exist, is not
+    /// executable…). Its namespaces were entered, or it failed before.
+    #[error("spawning `{program}` failed: {errno}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The errno.
+        errno: Errno,
+    },
+
     /// The executor could not run the call on a worker: a thread could not
     /// be started, or the executor was shut down.
     #[error("no worker could run the call: {reason}")]
@@ -205,6 +238,8 @@ impl Error {
             Error::PermissionDenied { errno, .. }
             | Error::Enter { errno, .. }
             | Error::Restore { errno, .. }
+            | Error::Create { errno, .. }
+            | Error::Spawn { errno, .. }
             | Error::Io { errno, .. } => Some(*errno),
             Error::NotFound { .. } | Error::NoSuchProcess { .. } => Some(Errno::ENOENT),
             _ => None,
@@ -220,6 +255,7 @@ impl Error {
             | Error::PermissionDenied { kind, .. }
             | Error::NotANamespace { kind, .. }
             | Error::UnsupportedOnThread { kind, .. }
+            | Error::CannotCreate { kind, .. }
             | Error::Io { kind, .. } => Some(*kind),
             Error::WrongKind { expected, .. } => Some(*expected),
             Error::Enter { ns, .. } | Error::Restore { ns, .. } => Some(ns.kind()),
@@ -251,10 +287,14 @@ impl Error {
             | Error::InvalidName { .. }
             | Error::UnknownKind { .. }
             | Error::InvalidPid { .. } => io::ErrorKind::InvalidInput,
-            Error::UnsupportedOnThread { .. } => io::ErrorKind::Unsupported,
-            Error::Enter { errno, .. } | Error::Restore { errno, .. } | Error::Io { errno, .. } => {
-                io::Error::from(*errno).kind()
+            Error::UnsupportedOnThread { .. } | Error::CannotCreate { .. } => {
+                io::ErrorKind::Unsupported
             }
+            Error::Enter { errno, .. }
+            | Error::Restore { errno, .. }
+            | Error::Create { errno, .. }
+            | Error::Spawn { errno, .. }
+            | Error::Io { errno, .. } => io::Error::from(*errno).kind(),
             Error::Poisoned { .. } | Error::Worker { .. } => io::ErrorKind::Other,
         }
     }
@@ -304,6 +344,14 @@ fn not_found_hint(path: &Path) -> &'static str {
         "; `ip netns list` shows the named network namespaces"
     } else {
         ""
+    }
+}
+
+fn create_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::ENOSPC => "; a limit in /proc/sys/user/max_*_namespaces was reached",
+        Errno::EINVAL => "; this kernel may lack the kind (CONFIG_*_NS)",
+        _ => "",
     }
 }
 

@@ -13,6 +13,7 @@
 #[doc(hidden)]
 #[allow(missing_debug_implementations)]
 pub mod __private;
+mod create;
 mod error;
 mod executor;
 mod guard;
@@ -20,9 +21,11 @@ mod id;
 mod kind;
 mod namespace;
 mod set;
+mod spawn;
 mod sys;
 mod thread_state;
 
+pub use create::{IdMap, Unshare};
 pub use error::{Errno, Error, Result};
 pub use executor::{Builder, Executor};
 pub use guard::NsGuard;
@@ -30,4 +33,5 @@ pub use id::NsId;
 pub use kind::{KindsIter, NsKind, NsKinds};
 pub use namespace::{Namespace, NETNS_DIRS};
 pub use set::{IntoIter, Iter, NsSet};
+pub use spawn::CommandExt;
 pub use thread_state::{is_poisoned, poison_reason};

@@ -214,6 +214,33 @@ impl Namespace {
         validate(kind, fd, None)
     }
 
+    /// The user namespace that owns this namespace (`NS_GET_USERNS`): the
+    /// one in which capabilities over it are checked. For a user namespace,
+    /// its parent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermissionDenied`] if the owner is outside the caller's user
+    /// namespace (`EPERM`); [`Error::Io`] otherwise.
+    pub fn owner(&self) -> Result<Namespace> {
+        let fd = sys::ns_get_userns(self.fd.as_fd()).map_err(|errno| match errno {
+            Errno::EPERM => Error::PermissionDenied {
+                op: "finding the owner of",
+                kind: self.kind(),
+                path: self.path.clone(),
+                needs: "the owner to be in the caller's user namespace or below it",
+                errno,
+            },
+            errno => Error::Io {
+                op: "finding the owner of",
+                kind: self.kind(),
+                path: self.path.clone(),
+                errno,
+            },
+        })?;
+        validate(NsKind::User, fd, None)
+    }
+
     /// The kind of the namespace.
     pub fn kind(&self) -> NsKind {
         self.id.kind()
@@ -418,7 +445,12 @@ impl ProcDir {
 
     /// Opens `ns/<kind>` of the process.
     pub(crate) fn namespace(&self, kind: NsKind) -> Result<Namespace> {
-        let name = format!("ns/{}", kind.proc_name());
+        self.namespace_file(kind, kind.proc_name())
+    }
+
+    /// Opens `ns/<file>` of the process, a namespace of `kind`.
+    pub(crate) fn namespace_file(&self, kind: NsKind, file: &str) -> Result<Namespace> {
+        let name = format!("ns/{file}");
         let path = PathBuf::from(format!("/proc/{}/{name}", self.pid));
         match sys::open_at(self.fd.as_fd(), &name) {
             Ok(fd) => validate(kind, fd, Some(&path)),

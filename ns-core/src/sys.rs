@@ -108,3 +108,206 @@ pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &str) -> Result<(u64, u64), Err
 pub(crate) fn unshare_fs() -> Result<(), Errno> {
     nix::sched::unshare(CloneFlags::CLONE_FS)
 }
+
+nix::ioctl_none!(
+    /// `ioctl(fd, NS_GET_USERNS)` (`_IO(0xb7, 0x1)`, Linux 4.9).
+    ns_get_userns_raw,
+    0xb7,
+    0x1
+);
+
+/// An fd of the user namespace that owns the namespace behind `fd`.
+/// Call only on an nsfs fd (see [`ns_get_nstype`]).
+pub(crate) fn ns_get_userns(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: NS_GET_USERNS takes no argument: the kernel reads and writes
+    // no user memory and returns a new fd, or -1.
+    let raw = unsafe { ns_get_userns_raw(fd.as_raw_fd()) }?;
+    // SAFETY: on success the ioctl returns a new file descriptor that
+    // nothing else owns (opened O_CLOEXEC by the kernel).
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Makes every mount of the calling thread's mount namespace private,
+/// recursively, so that nothing mounted there propagates elsewhere.
+pub(crate) fn make_mounts_private() -> Result<(), Errno> {
+    use nix::mount::MsFlags;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+}
+
+/// A forked single-threaded child that has entered some namespaces and
+/// created others, and waits until [`ForkedHelper::release`].
+pub(crate) struct ForkedHelper {
+    pid: nix::unistd::Pid,
+    go: Option<OwnedFd>,
+}
+
+/// What the forked child does, prepared in the parent: the child may only
+/// make async-signal-safe system calls, so nothing in it allocates.
+pub(crate) struct ForkPlan {
+    /// `(fd, CLONE_NEW*)` to `setns` into, in order.
+    pub(crate) setns: Vec<(std::os::fd::RawFd, i32)>,
+    /// Flags for one `unshare(2)`.
+    pub(crate) unshare: i32,
+    /// Whether to make `/` private recursively after unsharing.
+    pub(crate) private_mounts: bool,
+}
+
+/// The step of the child that failed, as reported through the pipe.
+pub(crate) const STEP_SETNS: u8 = 1;
+pub(crate) const STEP_UNSHARE: u8 = 2;
+pub(crate) const STEP_MOUNT: u8 = 3;
+
+impl ForkedHelper {
+    /// Forks the child, runs `plan` in it, and waits for its report.
+    /// On a failure in the child, returns `(step, index, errno)`.
+    pub(crate) fn spawn(plan: &ForkPlan) -> Result<ForkedHelper, (u8, usize, Errno)> {
+        use nix::unistd::{pipe2, ForkResult};
+        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| (0, 0, e))?;
+        let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| (0, 0, e))?;
+        let root = c"/";
+        // Every fd the child needs; it closes all others, which other
+        // threads' helpers may have left in it (close-on-exec does not help
+        // a child that never execs).
+        let mut keep: Vec<i32> = plan.setns.iter().map(|(fd, _)| *fd).collect();
+        keep.extend([ready_w.as_raw_fd(), go_r.as_raw_fd()]);
+        keep.sort_unstable();
+        keep.dedup();
+        // SAFETY: the child runs `child_main` only, which makes raw,
+        // async-signal-safe system calls (setns, unshare, mount, write,
+        // read, _exit) on data prepared before the fork, never allocates,
+        // takes no lock and never returns: safe after fork() in a
+        // multithreaded process.
+        match unsafe { nix::unistd::fork() }.map_err(|e| (0, 0, e))? {
+            ForkResult::Child => {
+                child_main(plan, &keep, ready_w.as_raw_fd(), go_r.as_raw_fd(), root)
+            }
+            ForkResult::Parent { child } => {
+                drop(ready_w);
+                drop(go_r);
+                let mut helper = ForkedHelper {
+                    pid: child,
+                    go: Some(go_w),
+                };
+                let mut report = [0u8; 9];
+                let n = read_full(ready_r.as_fd(), &mut report);
+                if n != report.len() {
+                    helper.release();
+                    return Err((0, 0, Errno::ECHILD));
+                }
+                if report[0] != 0 {
+                    let index =
+                        u32::from_le_bytes([report[1], report[2], report[3], report[4]]) as usize;
+                    let errno = i32::from_le_bytes([report[5], report[6], report[7], report[8]]);
+                    helper.release();
+                    return Err((report[0], index, Errno::from_raw(errno)));
+                }
+                Ok(helper)
+            }
+        }
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// Lets the child exit, and reaps it.
+    pub(crate) fn release(&mut self) {
+        if let Some(go) = self.go.take() {
+            // An explicit byte: another thread's helper may hold a copy of
+            // this pipe's write end for a moment, so EOF may come late.
+            let _ = nix::unistd::write(&go, &[1]);
+            drop(go);
+            while let Err(Errno::EINTR) = nix::sys::wait::waitpid(self.pid, None) {}
+        }
+    }
+}
+
+impl Drop for ForkedHelper {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> usize {
+    let mut done = 0;
+    while done < buf.len() {
+        match nix::unistd::read(fd, &mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    done
+}
+
+/// The forked child: async-signal-safe system calls only.
+fn child_main(plan: &ForkPlan, keep: &[i32], ready: i32, go: i32, root: &std::ffi::CStr) -> ! {
+    // Close every inherited fd but `keep` (sorted), so that no other
+    // thread's pipe stays open here.
+    let mut next: u32 = 3;
+    for &fd in keep {
+        let fd = fd as u32;
+        if fd > next {
+            // SAFETY: close_range(2) takes integers only.
+            unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0) };
+        }
+        next = next.max(fd + 1);
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) };
+    fn report(ready: i32, step: u8, index: usize, errno: i32) {
+        let mut msg = [0u8; 9];
+        msg[0] = step;
+        msg[1..5].copy_from_slice(&(index as u32).to_le_bytes());
+        msg[5..9].copy_from_slice(&errno.to_le_bytes());
+        // SAFETY: write(2) from a valid buffer of that length.
+        unsafe { libc::write(ready, msg.as_ptr().cast(), msg.len()) };
+    }
+    fn fail(ready: i32, step: u8, index: usize) -> ! {
+        report(ready, step, index, Errno::last_raw());
+        // SAFETY: _exit(2) ends the child without running any Rust code.
+        unsafe { libc::_exit(1) }
+    }
+    for (i, &(fd, flag)) in plan.setns.iter().enumerate() {
+        // SAFETY: setns(2) on a descriptor inherited from the parent.
+        if unsafe { libc::setns(fd, flag) } != 0 {
+            fail(ready, STEP_SETNS, i);
+        }
+    }
+    // SAFETY: unshare(2) takes flags only.
+    if plan.unshare != 0 && unsafe { libc::unshare(plan.unshare) } != 0 {
+        fail(ready, STEP_UNSHARE, 0);
+    }
+    if plan.private_mounts {
+        let flags = (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong;
+        // SAFETY: mount(2) with a NUL-terminated target and null pointers
+        // for the optional arguments.
+        let rc = unsafe {
+            libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            fail(ready, STEP_MOUNT, 0);
+        }
+    }
+    report(ready, 0, 0, 0);
+    let mut byte = 0u8;
+    // SAFETY: read(2) into a one-byte buffer; returns at EOF when the
+    // parent drops its end.
+    unsafe { libc::read(go, (&mut byte as *mut u8).cast(), 1) };
+    // SAFETY: as above.
+    unsafe { libc::_exit(0) }
+}
