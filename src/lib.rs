@@ -109,9 +109,11 @@
 
 pub use ns_macros::in_namespace;
 
+pub use ns_core::netns;
 pub use ns_core::{
     is_poisoned, poison_reason, Builder, CommandExt, Errno, Error, Executor, IdMap, IntoIter, Iter,
-    KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Result, Unshare, NETNS_DIRS,
+    KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder, Result,
+    Unshare, NETNS_DIRS,
 };
 
 #[doc(hidden)]

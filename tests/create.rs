@@ -247,10 +247,7 @@ fn a_process_spawned_into_an_existing_pid_namespace_is_inside() {
 fn a_time_namespace_through_a_process() {
     let set = NsSet::unshare(NsKind::Time).unwrap();
     let ino = set.get(NsKind::Time).unwrap().id().ino();
-    let out = output(
-        Command::new("readlink").arg("/proc/self/ns/time"),
-        &set,
-    );
+    let out = output(Command::new("readlink").arg("/proc/self/ns/time"), &set);
     assert_eq!(out.trim(), format!("time:[{ino}]"));
     assert_eq!(thread_ino(NsKind::Time), main_thread_ino(NsKind::Time));
 }

@@ -107,6 +107,13 @@ pub enum Error {
         found: NsKind,
     },
 
+    /// The name or path is already taken.
+    #[error("{} already exists; pick another name, or delete it first", path.display())]
+    AlreadyExists {
+        /// The path.
+        path: PathBuf,
+    },
+
     /// A namespace name (as used by `ip netns`) that cannot name a file.
     #[error("invalid namespace name {name:?}: {reason}")]
     InvalidName {
@@ -209,6 +216,14 @@ pub enum Error {
         errno: Errno,
     },
 
+    /// A [`Pool`](crate::Pool)'s setup hook failed inside a new set; the
+    /// set was dropped.
+    #[error("the pool's setup hook failed: {reason}")]
+    Setup {
+        /// The hook's error, as text.
+        reason: String,
+    },
+
     /// The executor could not run the call on a worker: a thread could not
     /// be started, or the executor was shut down.
     #[error("no worker could run the call: {reason}")]
@@ -269,6 +284,7 @@ impl Error {
             Error::NotFound { path, .. }
             | Error::NoSuchProcess { path, .. }
             | Error::NotANamespace { path, .. }
+            | Error::AlreadyExists { path }
             | Error::WrongKind { path, .. } => Some(path),
             Error::PermissionDenied { path, .. }
             | Error::Enter { path, .. }
@@ -282,6 +298,7 @@ impl Error {
         match self {
             Error::NotFound { .. } | Error::NoSuchProcess { .. } => io::ErrorKind::NotFound,
             Error::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
+            Error::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
             Error::NotANamespace { .. }
             | Error::WrongKind { .. }
             | Error::InvalidName { .. }
@@ -295,7 +312,9 @@ impl Error {
             | Error::Create { errno, .. }
             | Error::Spawn { errno, .. }
             | Error::Io { errno, .. } => io::Error::from(*errno).kind(),
-            Error::Poisoned { .. } | Error::Worker { .. } => io::ErrorKind::Other,
+            Error::Poisoned { .. } | Error::Worker { .. } | Error::Setup { .. } => {
+                io::ErrorKind::Other
+            }
         }
     }
 
