@@ -15,7 +15,6 @@
 use std::process::ExitCode;
 
 use nix::errno::Errno;
-use nix::sched::{unshare, CloneFlags};
 use nsguard::{Error, Namespace, NsKind, NsSet};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -68,16 +67,14 @@ fn run() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// A new network namespace, made on a short-lived thread so that no thread
-/// of ours stays in it, and held by an fd only.
+/// A new network namespace, created without switching this thread, and
+/// held by an fd only.
 fn new_network_namespace() -> Result<Namespace, BoxError> {
-    std::thread::spawn(|| {
-        unshare(CloneFlags::CLONE_NEWNET)
-            .map_err(|errno| format!("unshare(CLONE_NEWNET) failed: {errno}"))?;
-        Ok(Namespace::current(NsKind::Net)?)
-    })
-    .join()
-    .map_err(|_| "the helper thread panicked")?
+    let set = NsSet::unshare(NsKind::Net)?;
+    Ok(set
+        .get(NsKind::Net)
+        .ok_or("no netns was created")?
+        .try_clone()?)
 }
 
 /// The interfaces of the calling thread's network namespace (netlink follows
@@ -91,9 +88,8 @@ fn interfaces() -> Result<Vec<String>, Errno> {
 }
 
 fn is_permission_problem(err: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(err) = err.downcast_ref::<Error>() {
-        return matches!(err, Error::PermissionDenied { .. });
-    }
-    let msg = err.to_string();
-    msg.contains("EPERM") || msg.contains("EACCES")
+    matches!(
+        err.downcast_ref::<Error>(),
+        Some(Error::PermissionDenied { .. })
+    )
 }

@@ -18,6 +18,10 @@
 //! - [`Namespace`] is one open namespace, checked to be a namespace of the
 //!   kind asked for before it is ever used; [`NsSet`] holds at most one per
 //!   [`NsKind`], read from a process, a directory, or the calling thread.
+//! - [`NsSet::unshare`] and [`Unshare`] create namespaces (user included)
+//!   without switching the caller; [`CommandExt::spawn_in`] starts a process
+//!   in every kind of a set; [`netns`] names network namespaces as
+//!   `ip netns` does; [`Pool`] keeps fresh sets ready.
 //! - Every kind follows its own kernel rules, and every error is an
 //!   [`Error`] naming the path, kind and errno involved, and what to do.
 //!
@@ -102,8 +106,8 @@
 //! | net, uts, ipc, cgroup | yes | yes | ipc: the thread leaves the System V `SEM_UNDO` list |
 //! | pid | yes, `pid_for_children` only | yes | processes forked inside land in it; creating a thread fails there |
 //! | mnt | no: needs `unshare(CLONE_FS)`, which cannot be undone | yes: the worker then serves that mount namespace only | |
-//! | time | no: `EUSERS` in a multithreaded process | no | use a process |
-//! | user | no: `EINVAL` in a multithreaded process | no | use a process |
+//! | time | no: `EUSERS` in a multithreaded process | no | create with [`NsSet::unshare`]; enter with [`CommandExt::spawn_in`] |
+//! | user | no: `EINVAL` in a multithreaded process | no | create with [`NsSet::unshare`] (a forked helper); enter with [`CommandExt::spawn_in`] |
 
 #![warn(missing_docs)]
 

@@ -131,17 +131,18 @@ impl NsKind {
                  unshare(CLONE_FS), which cannot be undone: the thread would keep a private \
                  root and cwd after switching back",
                 "run the code on a dedicated worker thread with NsSet::run or #[in_namespace], \
-                 or spawn a process into the set",
+                 or spawn a process into the set with CommandExt::spawn_in",
             )),
             NsKind::Time => Some((
                 "the kernel refuses setns(CLONE_NEWTIME) with EUSERS in a process that has \
                  more than one thread; only a new process can live in another time namespace",
-                "spawn a process into the set",
+                "spawn a process into the set with CommandExt::spawn_in",
             )),
             NsKind::User => Some((
                 "the kernel refuses setns(CLONE_NEWUSER) with EINVAL in a process that has \
                  more than one thread, and a thread could never switch back",
-                "spawn a process into the set (a process can be started in a user namespace)",
+                "spawn a process into the set with CommandExt::spawn_in (a process can be \
+                 started in a user namespace)",
             )),
             _ => None,
         }
