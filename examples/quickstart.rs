@@ -1,95 +1,54 @@
-//! nsguard in one minute: make a private network namespace, switch this
-//! thread into it with a guard, list the interfaces seen inside and
-//! outside, and switch back.
-//!
-//! Needs CAP_SYS_ADMIN: run as root, or in a user namespace of its own:
+//! nsguard in one minute: make a private network namespace, run a function
+//! inside it with `#[in_namespace]`, and list the interfaces seen inside
+//! next to the host's.
 //!
 //! ```text
-//! cargo run --example quickstart
-//! unshare -Urn cargo run --example quickstart
+//! cargo run --example quickstart              # as root
+//! unshare -Urn cargo run --example quickstart # or in a user namespace of its own
 //! ```
 //!
-//! Nothing is mounted or left behind: the namespace lives only as long as
-//! the handle to it.
+//! Nothing is mounted or left behind: the namespace lives as long as its
+//! handle, and dies with the process, also on Ctrl-C.
+
+mod common;
 
 use std::process::ExitCode;
 
-use nix::errno::Errno;
-use nsguard::{Error, Namespace, NsKind, NsSet};
+use nsguard::{in_namespace, Namespace, NsKind, NsSet};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Runs on a worker thread inside `netns`; the caller's thread never moves.
+#[in_namespace(net = netns)]
+fn interfaces_in(netns: &Namespace) -> nsguard::Result<Vec<String>> {
+    common::interfaces().map_err(|errno| nsguard::Error::Io {
+        op: "listing the interfaces of",
+        kind: NsKind::Net,
+        path: None,
+        errno,
+    })
+}
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("quickstart: {err}");
-            if is_permission_problem(&*err) {
-                eprintln!(
-                    "\nquickstart needs CAP_SYS_ADMIN to create and enter a network namespace.\n\
-                     Run it as root:\n    sudo cargo run --example quickstart\n\
-                     or in a user namespace of its own:\n    unshare -Urn cargo run --example quickstart"
-                );
-            }
-            ExitCode::FAILURE
-        }
-    }
-}
+    common::main("quickstart", || {
+        // A new network namespace, created without switching this thread.
+        let private = NsSet::unshare(NsKind::Net)?;
+        let netns = private.get(NsKind::Net).ok_or("no netns was created")?;
+        let host = Namespace::current(NsKind::Net)?;
+        println!("this thread is in {}; created {}", host.id(), netns.id());
 
-fn run() -> Result<(), BoxError> {
-    let private = new_network_namespace()?;
-    let host = Namespace::current(NsKind::Net)?;
-    println!("this thread is in {}; created {}", host.id(), private.id());
-
-    let outside = interfaces()?;
-    let inside = {
-        let guard = NsSet::from(private.try_clone()?).enter()?;
-        let now = Namespace::current(NsKind::Net)?;
-        println!("entered {} (switched: {})", now.id(), guard.switched());
-        assert_eq!(now, private);
-        let inside = interfaces()?;
-        guard.restore()?;
-        inside
-    };
-    let back = Namespace::current(NsKind::Net)?;
-    println!("restored to {}\n", back.id());
-    assert_eq!(back, host);
-
-    println!(
-        "{:<24} {:<24}",
-        format!("outside {}", host.id()),
-        format!("inside {}", private.id())
-    );
-    for row in 0..outside.len().max(inside.len()) {
-        let cell = |list: &[String]| list.get(row).cloned().unwrap_or_default();
-        println!("{:<24} {:<24}", cell(&outside), cell(&inside));
-    }
-    Ok(())
-}
-
-/// A new network namespace, created without switching this thread, and
-/// held by an fd only.
-fn new_network_namespace() -> Result<Namespace, BoxError> {
-    let set = NsSet::unshare(NsKind::Net)?;
-    Ok(set
-        .get(NsKind::Net)
-        .ok_or("no netns was created")?
-        .try_clone()?)
-}
-
-/// The interfaces of the calling thread's network namespace (netlink follows
-/// the thread, unlike /sys/class/net).
-fn interfaces() -> Result<Vec<String>, Errno> {
-    let list = nix::net::if_::if_nameindex()?;
-    Ok(list
-        .iter()
-        .map(|i| i.name().to_string_lossy().into_owned())
-        .collect())
-}
-
-fn is_permission_problem(err: &(dyn std::error::Error + 'static)) -> bool {
-    matches!(
-        err.downcast_ref::<Error>(),
-        Some(Error::PermissionDenied { .. })
-    )
+        let inside = interfaces_in(netns)?;
+        let outside = common::interfaces()?;
+        assert_eq!(
+            Namespace::current(NsKind::Net)?,
+            host,
+            "the caller never moved"
+        );
+        println!("ran interfaces_in() on a worker inside {}\n", netns.id());
+        common::side_by_side(
+            &format!("outside {}", host.id()),
+            &outside,
+            &format!("inside {}", netns.id()),
+            &inside,
+        );
+        Ok(())
+    })
 }

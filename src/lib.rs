@@ -59,6 +59,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Creating namespaces (user included, without switching the caller) and
+//! starting processes in them:
+//!
+//! ```no_run
+//! use std::process::Command;
+//! use nsguard::{CommandExt, NsKind, NsSet};
+//!
+//! let sandbox = NsSet::unshare(NsKind::User | NsKind::Net | NsKind::Uts)?;
+//! let out = Command::new("id").arg("-u").spawn_in(&sandbox)?.wait_with_output()?;
+//! assert_eq!(out.stdout, b"0\n"); // root inside, nobody special outside
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Handles are checked and identified; this runs without privilege:
 //!
 //! ```

@@ -1,58 +1,140 @@
-//! The examples run, and say what they need when they lack privilege.
+//! Every example runs, prints what it promises, and, without privilege,
+//! says what is missing and how to run it.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+const EXAMPLES: [&str; 6] = [
+    "quickstart",
+    "scoped_guard",
+    "mount_ns",
+    "spawn_in_ns",
+    "bridge_ps",
+    "http_in_netns",
+];
+
 /// `cargo test` builds the examples next to the test binaries.
-fn example(name: &str) -> Command {
+fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path: PathBuf = dir.join("examples").join(name);
+    let path = dir.join("examples").join(name);
     assert!(
         path.exists(),
         "{path:?} is missing: run the tests with `cargo test`, which builds the examples"
     );
-    Command::new(path)
+    path
 }
 
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+fn run(name: &str) -> (Output, String, String) {
+    let out = Command::new(example(name)).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{name}: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    (out, stdout, stderr)
 }
 
 #[test]
 fn quickstart_shows_the_interfaces_inside_and_outside() {
-    let out = example("quickstart").output().unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
+    let (_, stdout, _) = run("quickstart");
     assert!(
-        stdout.contains("entered net:[") && stdout.contains("restored to net:["),
+        stdout.contains("ran interfaces_in() on a worker inside net:["),
         "{stdout}"
     );
-    let table = stdout
+    let first_row = stdout
         .lines()
         .skip_while(|l| !l.starts_with("outside"))
         .nth(1)
         .unwrap_or_default();
     assert_eq!(
-        table.split_whitespace().collect::<Vec<_>>(),
+        first_row.split_whitespace().collect::<Vec<_>>(),
         ["lo", "lo"],
         "{stdout}"
     );
 }
 
 #[test]
-fn quickstart_without_cap_sys_admin_says_how_to_run_it() {
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--bounding-set=-sys_admin", "--inh-caps=-sys_admin"]);
-    cmd.arg(example("quickstart").get_program());
-    let out = cmd.output().expect("setpriv (util-linux)");
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("CAP_SYS_ADMIN") && stderr.contains("unshare -Urn"),
-        "{stderr}"
+fn scoped_guard_nests_and_restores() {
+    let (_, stdout, _) = run("scoped_guard");
+    let ids = |label: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(label))
+            .map(|l| l[label.len()..].trim().to_owned())
+    };
+    assert_eq!(ids("before"), ids("after"), "{stdout}");
+    assert_eq!(
+        ids("in the outer guard"),
+        ids("back in the outer guard"),
+        "{stdout}"
     );
+    assert!(
+        ids("in the inner guard")
+            .unwrap()
+            .contains("hostname=inner-uts"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn mount_ns_shows_the_tmpfs_inside_only() {
+    let (_, stdout, _) = run("mount_ns");
+    assert!(
+        stdout.contains("inside : written inside the mount namespace"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("outside: <No such file"), "{stdout}");
+}
+
+#[test]
+fn spawn_in_ns_runs_ip_and_hostname_inside() {
+    let (_, stdout, _) = run("spawn_in_ns");
+    assert!(stdout.contains("inside-the-set"), "{stdout}");
+    assert!(
+        stdout.contains("1: lo:") && !stdout.contains("eth0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bridge_ps_never_loses_the_bridge() {
+    let (_, stdout, _) = run("bridge_ps");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert_eq!(last, "none failed", "{stdout}");
+    let summary = stdout.lines().rev().nth(1).unwrap_or_default();
+    assert!(
+        summary.starts_with("1000 namespace calls") && summary.ends_with(", 0 failed"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn http_in_netns_reaches_the_server_only_from_inside() {
+    let (_, stdout, _) = run("http_in_netns");
+    assert!(
+        stdout.contains("dialled inside A  -> hello from inside namespace A"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("from the host      -> fails"), "{stdout}");
+}
+
+#[test]
+fn without_cap_sys_admin_every_example_says_how_to_run_it() {
+    for name in EXAMPLES {
+        let out = Command::new("setpriv")
+            .args(["--bounding-set=-sys_admin", "--inh-caps=-sys_admin"])
+            .arg(example(name))
+            .output()
+            .expect("setpriv (util-linux)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains("CAP_SYS_ADMIN")
+                && stderr.contains(&format!("unshare -Urn cargo run --example {name}")),
+            "{name}: {stderr}"
+        );
+    }
 }

@@ -1,0 +1,60 @@
+//! What every example shares: running `main`, and saying what privilege is
+//! missing when it is.
+#![allow(dead_code)]
+
+use std::process::ExitCode;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs an example's body; on error prints it and, for a missing
+/// privilege, how to run the example; returns the exit code.
+pub fn main(name: &str, run: impl FnOnce() -> Result<(), BoxError>) -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{name}: {err}");
+            if is_permission_problem(&*err) {
+                eprintln!(
+                    "\n{name} needs CAP_SYS_ADMIN to create and enter namespaces.\n\
+                     Run it as root:\n    sudo cargo run --example {name}\n\
+                     or in a user namespace of its own:\n    unshare -Urn cargo run --example {name}"
+                );
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_permission_problem(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(ns) = e.downcast_ref::<nsguard::Error>() {
+            return matches!(ns, nsguard::Error::PermissionDenied { .. });
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::PermissionDenied {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// The interfaces of the calling thread's network namespace (netlink
+/// follows the thread; /sys/class/net does not).
+pub fn interfaces() -> nix::Result<Vec<String>> {
+    Ok(nix::net::if_::if_nameindex()?
+        .iter()
+        .map(|i| i.name().to_string_lossy().into_owned())
+        .collect())
+}
+
+/// Two columns, side by side.
+pub fn side_by_side(left_title: &str, left: &[String], right_title: &str, right: &[String]) {
+    println!("{left_title:<28} {right_title}");
+    for row in 0..left.len().max(right.len()) {
+        let cell = |list: &[String]| list.get(row).cloned().unwrap_or_default();
+        println!("{:<28} {}", cell(left), cell(right));
+    }
+}
