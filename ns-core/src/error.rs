@@ -144,6 +144,24 @@ pub enum Error {
         instead: &'static str,
     },
 
+    /// Entering would be one-way: the thread could never switch back to the
+    /// namespace it is leaving, because that namespace is owned by a user
+    /// namespace outside the caller's (e.g. the host's, under `unshare -Ur`).
+    /// Nothing was changed.
+    #[error(
+        "cannot enter {target} on this thread and come back: the thread's current {kind} \
+         namespace {here} is owned by a user namespace outside the caller's, so setns back \
+         to it would fail with EPERM; nothing was changed; run the code on a worker with \
+         NsSet::run or #[in_namespace], or spawn a process with CommandExt::spawn_in",
+        kind = here.kind()
+    )]
+    NoWayBack {
+        /// The namespace that was to be entered.
+        target: NsId,
+        /// The namespace the thread is in and could not return to.
+        here: NsId,
+    },
+
     /// `setns(2)` into the namespace failed. Any kind already switched by
     /// the same call was switched back: the thread is where it was.
     #[error(
@@ -274,6 +292,7 @@ impl Error {
             | Error::Io { kind, .. } => Some(*kind),
             Error::WrongKind { expected, .. } => Some(*expected),
             Error::Enter { ns, .. } | Error::Restore { ns, .. } => Some(ns.kind()),
+            Error::NoWayBack { here, .. } => Some(here.kind()),
             _ => None,
         }
     }
@@ -304,9 +323,9 @@ impl Error {
             | Error::InvalidName { .. }
             | Error::UnknownKind { .. }
             | Error::InvalidPid { .. } => io::ErrorKind::InvalidInput,
-            Error::UnsupportedOnThread { .. } | Error::CannotCreate { .. } => {
-                io::ErrorKind::Unsupported
-            }
+            Error::UnsupportedOnThread { .. }
+            | Error::CannotCreate { .. }
+            | Error::NoWayBack { .. } => io::ErrorKind::Unsupported,
             Error::Enter { errno, .. }
             | Error::Restore { errno, .. }
             | Error::Create { errno, .. }

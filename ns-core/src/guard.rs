@@ -72,6 +72,12 @@ pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
         if let Some(target) = set.get(kind) {
             let here = Namespace::current_unchecked(kind)?;
             if here.id() != target.id() {
+                if !crate::reach::can_return_to(&here)? {
+                    return Err(Error::NoWayBack {
+                        target: target.id(),
+                        here: here.id(),
+                    });
+                }
                 plan.push((target, here));
             }
         }

@@ -311,3 +311,21 @@ fn child_main(plan: &ForkPlan, keep: &[i32], ready: i32, go: i32, root: &std::ff
     // SAFETY: as above.
     unsafe { libc::_exit(0) }
 }
+
+nix::ioctl_none!(
+    /// `ioctl(fd, NS_GET_PARENT)` (`_IO(0xb7, 0x2)`, Linux 4.9).
+    ns_get_parent_raw,
+    0xb7,
+    0x2
+);
+
+/// An fd of the parent of the (user or pid) namespace behind `fd`; `EPERM`
+/// when the parent is outside the caller's reach. Call only on nsfs fds.
+pub(crate) fn ns_get_parent(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: NS_GET_PARENT takes no argument: the kernel reads and writes
+    // no user memory and returns a new fd, or -1.
+    let raw = unsafe { ns_get_parent_raw(fd.as_raw_fd()) }?;
+    // SAFETY: on success the ioctl returns a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}

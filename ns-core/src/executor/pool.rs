@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::executor::handoff::{spin_until, Task};
 use crate::executor::target::Profile;
 use crate::executor::worker;
-use crate::kind::NsKind;
+use crate::kind::{NsKind, NsKinds};
 use crate::set::NsSet;
 
 /// How an executor behaves; see [`Builder`](super::Builder).
@@ -89,6 +89,11 @@ pub(crate) struct Shared {
     pub(crate) home: NsSet,
     /// Where a fresh worker is, for every tracked kind.
     pub(crate) home_profile: Profile,
+    /// Kinds a worker cannot switch back to home once it has left: mnt
+    /// (its fs state stays private), and any home namespace owned by a user
+    /// namespace outside the process's own. A worker that left home for
+    /// one of them serves that namespace only.
+    one_way: NsKinds,
     pool: Mutex<Pool>,
     available: Condvar,
     spawner: Mutex<Option<mpsc::Sender<Spawn>>>,
@@ -126,10 +131,17 @@ impl Shared {
         let home_profile = ready_rx.recv().map_err(|_| Error::Worker {
             reason: "the spawner thread died".into(),
         })??;
+        let mut one_way = NsKinds::from(NsKind::Mnt);
+        for ns in &home {
+            if !crate::reach::can_return_to(ns)? {
+                one_way.insert(ns.kind());
+            }
+        }
         let shared = Arc::new(Shared {
             config,
             home,
             home_profile,
+            one_way,
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
                 total: 0,
@@ -146,8 +158,16 @@ impl Shared {
     /// Gives `task`, which wants `desired`, to a worker: an idle one already
     /// there, else an idle one that can switch, else a new one, else waits.
     pub(crate) fn dispatch(&self, task: Task, desired: Profile, caller_is_worker: bool) {
-        let home_mnt = self.home_profile.get(NsKind::Mnt);
-        let wants_mnt = desired.get(NsKind::Mnt);
+        let home = &self.home_profile;
+        let one_way = self.one_way;
+        // Already where the call needs it for every one-way kind.
+        let settled = |w: &Profile| one_way.iter().all(|k| w.get(k) == desired.get(k));
+        // Can get there: for each one-way kind, already there or still home.
+        let able = |w: &Profile| {
+            one_way
+                .iter()
+                .all(|k| w.get(k) == desired.get(k) || w.get(k) == home.get(k))
+        };
         let mut pool = lock(&self.pool);
         loop {
             if pool.shutdown {
@@ -157,20 +177,12 @@ impl Shared {
                 }));
                 return;
             }
-            // A worker can switch any kind but mnt: once it left the home
-            // mount namespace it serves that mount namespace only.
+            // A worker can switch any kind but the one-way ones: once it
+            // left home for one of those it serves that namespace only.
             let exact = pool.idle.iter().rposition(|w| w.profile == desired);
-            let same_mnt = || {
-                pool.idle
-                    .iter()
-                    .rposition(|w| w.profile.get(NsKind::Mnt) == wants_mnt)
-            };
-            let fresh = || {
-                pool.idle
-                    .iter()
-                    .rposition(|w| w.profile.get(NsKind::Mnt) == home_mnt)
-            };
-            if let Some(i) = exact.or_else(same_mnt).or_else(fresh) {
+            let same = || pool.idle.iter().rposition(|w| settled(&w.profile));
+            let fresh = || pool.idle.iter().rposition(|w| able(&w.profile));
+            if let Some(i) = exact.or_else(same).or_else(fresh) {
                 let idle = pool.idle.remove(i);
                 drop(pool);
                 idle.worker.send(Msg::Task(task));
@@ -185,7 +197,7 @@ impl Shared {
                 return;
             }
             // At the cap, with idle workers that cannot serve this call
-            // (other mount namespaces): replace one.
+            // (dedicated to other one-way namespaces): replace one.
             if !pool.idle.is_empty() {
                 let idle = pool.idle.remove(0);
                 drop(pool);

@@ -1,0 +1,66 @@
+//! Whether a thread that leaves a namespace can come back to it.
+//!
+//! `setns(2)` needs `CAP_SYS_ADMIN` in the user namespace that owns the
+//! target. A process inside a user namespace (say, under `unshare -Ur`) can
+//! leave a namespace owned by an ancestor user namespace, but never return
+//! to it: it has no capabilities there. nsguard finds that out before it
+//! switches anything.
+
+use std::os::fd::AsFd;
+use std::sync::Mutex;
+
+use nix::errno::Errno;
+
+use crate::error::Result;
+use crate::id::NsId;
+use crate::kind::NsKind;
+use crate::namespace::Namespace;
+use crate::sys;
+
+/// The process's user namespace (the same for all its threads, which cannot
+/// change it), cached per pid so that a forked child looks again.
+fn own_user_ns() -> Result<NsId> {
+    static CACHE: Mutex<Option<(u32, NsId)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((cached_pid, id)) = *cache {
+        if cached_pid == pid {
+            return Ok(id);
+        }
+    }
+    let id = Namespace::current_unchecked(NsKind::User)?.id();
+    *cache = Some((pid, id));
+    Ok(id)
+}
+
+/// Whether `ns` is owned by the caller's user namespace or one below it,
+/// so that a thread with `CAP_SYS_ADMIN` can enter it again later. User
+/// namespaces themselves are never re-entered by threads, so they are
+/// reported as one-way.
+pub(crate) fn can_return_to(ns: &Namespace) -> Result<bool> {
+    if ns.kind() == NsKind::User {
+        return Ok(false);
+    }
+    let own = own_user_ns()?;
+    let mut user = match sys::ns_get_userns(ns.as_fd()) {
+        Ok(fd) => fd,
+        // The owner is outside the caller's user namespace.
+        Err(Errno::EPERM) => return Ok(false),
+        Err(_) => return Ok(true), // cannot tell: let setns decide, as before
+    };
+    loop {
+        let (dev, ino, _) = match sys::stat(user.as_fd()) {
+            Ok(st) => st,
+            Err(_) => return Ok(true),
+        };
+        if NsId::new(NsKind::User, dev, ino) == own {
+            return Ok(true);
+        }
+        user = match sys::ns_get_parent(user.as_fd()) {
+            Ok(parent) => parent,
+            // Walked above the caller's user namespace without meeting it.
+            Err(Errno::EPERM) => return Ok(false),
+            Err(_) => return Ok(true),
+        };
+    }
+}
