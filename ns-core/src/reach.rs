@@ -17,6 +17,11 @@ use crate::kind::NsKind;
 use crate::namespace::Namespace;
 use crate::sys;
 
+/// The inode of the initial user namespace, fixed by the kernel
+/// (`PROC_USER_INIT_INO` in `include/linux/proc_ns.h`); no other namespace
+/// can have it.
+const PROC_USER_INIT_INO: u64 = 0xEFFF_FFFD;
+
 /// The process's user namespace (the same for all its threads, which cannot
 /// change it), cached per pid so that a forked child looks again.
 fn own_user_ns() -> Result<NsId> {
@@ -42,6 +47,11 @@ pub(crate) fn can_return_to(ns: &Namespace) -> Result<bool> {
         return Ok(false);
     }
     let own = own_user_ns()?;
+    // In the initial user namespace every namespace is owned by it or by a
+    // namespace below it: no need to ask (the ioctl costs microseconds).
+    if own.ino() == PROC_USER_INIT_INO {
+        return Ok(true);
+    }
     let mut user = match sys::ns_get_userns(ns.as_fd()) {
         Ok(fd) => fd,
         // The owner is outside the caller's user namespace.
