@@ -140,11 +140,20 @@ where
     Executor::global()?.run_target(&target.0, f)
 }
 
-/// Reads the calling thread's namespace ids the way a worker checks itself
-/// after every call (one `fstatat` per tracked kind on a cached
-/// `/proc/thread-self/ns` fd). For the benchmarks.
-pub fn read_thread_profile() -> Result<()> {
-    executor::target::Profile::of_current_thread().map(drop)
+/// A worker's check after every call, for the benchmarks: the profile is
+/// read once, then [`SelfCheck::run`] is what each call costs.
+pub struct SelfCheck(executor::target::Profile);
+
+impl SelfCheck {
+    /// Reads the calling thread's profile.
+    pub fn new() -> Result<SelfCheck> {
+        executor::target::Profile::of_current_thread().map(SelfCheck)
+    }
+
+    /// Checks the thread against it, as a worker does after a call.
+    pub fn run(&self) -> Result<bool> {
+        self.0.matches_current_thread()
+    }
 }
 
 /// `E::from(err)`: the conversion into the function's error type, in a

@@ -285,6 +285,12 @@ impl AsFd for Namespace {
     }
 }
 
+impl std::os::fd::AsRawFd for Namespace {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl From<Namespace> for OwnedFd {
     fn from(ns: Namespace) -> OwnedFd {
         ns.fd

@@ -329,3 +329,14 @@ pub(crate) fn ns_get_parent(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     // SAFETY: on success the ioctl returns a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
+
+/// The inode number in the target of the `/proc/*/ns/*` link `name` in
+/// `dir`, which reads like `net:[4026531833]`.
+pub(crate) fn link_ino_at(dir: BorrowedFd<'_>, name: &str) -> Result<u64, Errno> {
+    let target = nix::fcntl::readlinkat(dir, name)?;
+    let text = target.to_str().ok_or(Errno::EINVAL)?;
+    text.rsplit_once(":[")
+        .and_then(|(_, rest)| rest.strip_suffix(']'))
+        .and_then(|ino| ino.parse().ok())
+        .ok_or(Errno::EINVAL)
+}

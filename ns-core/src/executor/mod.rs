@@ -19,7 +19,6 @@ use crate::thread_state;
 pub(crate) use target::Target;
 
 use pool::{Config, Shared};
-use target::Profile;
 
 /// A pool of worker threads that run closures inside namespaces, so that
 /// the caller's thread is never switched.
@@ -120,10 +119,11 @@ impl Builder {
     /// namespaces as they were (default: true).
     ///
     /// The check is exact: it reads the worker's id of every kind a thread
-    /// can change (7 `fstatat`s on `/proc/thread-self/ns`), after the result
-    /// was handed back, so it costs the caller no latency, but it costs CPU:
-    /// each lookup is ~1.6 µs on a small VM, more than the rest of a warm
-    /// call, which bounds the calls per second one executor can serve.
+    /// can change (7 `readlinkat`s on `/proc/thread-self/ns`), after the
+    /// result was handed back, so it costs the caller no latency, but it
+    /// costs CPU: ~1.9 µs a kind on a small VM, far more than the rest of a
+    /// warm call (~0.4 µs), which bounds the calls per second one executor
+    /// can serve on few cores.
     ///
     /// Turn it off only when no body calls `setns(2)` or `unshare(2)` itself
     /// (directly or through a library). Leaked guards and poisoned threads
@@ -238,7 +238,7 @@ impl Executor {
         let desired = shared.home_profile.overlaid(target);
         let on_worker = worker::is_worker();
         // A body calling for the namespaces its worker is in runs inline.
-        if on_worker && thread_state::depth() == 0 && Profile::of_current_thread()? == desired {
+        if on_worker && thread_state::depth() == 0 && desired.matches_current_thread()? {
             return Ok(f());
         }
         let outcome = handoff::call(target, f, shared.config.spin, |task| {

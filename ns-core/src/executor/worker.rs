@@ -90,7 +90,7 @@ fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
     if let Err(err) = switch(shared, state, target, &desired) {
         task.finish(Some(err));
         // `state` follows every setns that succeeded.
-        return Profile::of_current_thread().is_ok_and(|p| p == state.profile);
+        return state.profile.matches_current_thread().unwrap_or(false);
     }
     task.finish(None);
     // The result is with the caller; check the thread off its latency path.
@@ -99,7 +99,7 @@ fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
     thread_state::depth() == 0
         && !thread_state::is_poisoned()
         && (!shared.config.check_after_call
-            || Profile::of_current_thread().is_ok_and(|p| p == state.profile))
+            || state.profile.matches_current_thread().unwrap_or(false))
 }
 
 /// Switches the worker to `desired`: one `setns` per kind that differs.
