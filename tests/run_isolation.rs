@@ -7,7 +7,7 @@ mod support;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nsguard::{Namespace, NsKind, NsSet};
-use support::{link_ino, main_thread_ino, thread_ino, TempNs};
+use support::{main_thread_ino, strays, thread_ino, TempNs};
 
 const WATCHED: [NsKind; 7] = [
     NsKind::Net,
@@ -18,39 +18,6 @@ const WATCHED: [NsKind; 7] = [
     NsKind::Mnt,
     NsKind::Time,
 ];
-
-/// (tid, kind, ino) for every thread of this process not owned by nsguard
-/// that is not in the host namespace of a watched kind.
-fn strays(host: &[(NsKind, u64)]) -> Vec<(String, NsKind, u64)> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let dir = task.path();
-        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
-            continue;
-        }; // exited
-        if comm.starts_with("nsguard-") {
-            continue;
-        }
-        for (kind, ino) in host {
-            let file = match kind {
-                NsKind::Pid => "pid_for_children",
-                NsKind::Time => "time_for_children",
-                k => k.proc_name(),
-            };
-            let link = dir.join("ns").join(file);
-            if std::fs::symlink_metadata(&link).is_err() {
-                continue; // exited meanwhile
-            }
-            let seen = std::panic::catch_unwind(|| link_ino(&link));
-            if let Ok(seen) = seen {
-                if seen != *ino {
-                    out.push((comm.trim().to_string(), *kind, seen));
-                }
-            }
-        }
-    }
-    out
-}
 
 #[test]
 fn callers_never_leave_the_host_namespaces() {

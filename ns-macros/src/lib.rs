@@ -142,3 +142,171 @@ fn item_span(item: &syn::Item) -> proc_macro2::Span {
     iter.next()
         .map_or_else(proc_macro2::Span::call_site, |t| t.span())
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! The attribute never panics, whatever tokens it is given: it expands,
+    //! or it reports a compile error.
+
+    use proc_macro2::{
+        Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree,
+    };
+
+    /// xorshift64*: deterministic, no dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const IDENTS: [&str; 24] = [
+        "net", "mnt", "uts", "ipc", "pid", "cgroup", "user", "time", "set", "crate", "foo", "self",
+        "fn", "async", "const", "unsafe", "extern", "pub", "Result", "io", "std", "impl", "where",
+        "r#net",
+    ];
+    const PUNCT: [char; 12] = ['=', ',', ':', '&', '*', '?', '!', '#', '.', '<', '>', '-'];
+
+    fn tree(rng: &mut Rng, depth: usize) -> TokenTree {
+        match rng.below(if depth > 3 { 3 } else { 4 }) {
+            0 => {
+                let name = IDENTS[rng.below(IDENTS.len())];
+                match name.strip_prefix("r#") {
+                    Some(raw) => TokenTree::Ident(Ident::new_raw(raw, Span::call_site())),
+                    None => TokenTree::Ident(Ident::new(name, Span::call_site())),
+                }
+            }
+            1 => {
+                let spacing = if rng.below(2) == 0 {
+                    Spacing::Alone
+                } else {
+                    Spacing::Joint
+                };
+                TokenTree::Punct(Punct::new(PUNCT[rng.below(PUNCT.len())], spacing))
+            }
+            2 => TokenTree::Literal(match rng.below(3) {
+                0 => Literal::string(["/run/netns/x", "::nsguard", "", "a b"][rng.below(4)]),
+                1 => Literal::u32_unsuffixed(rng.below(100) as u32),
+                _ => Literal::character('c'),
+            }),
+            _ => {
+                let delim = [
+                    Delimiter::Parenthesis,
+                    Delimiter::Bracket,
+                    Delimiter::Brace,
+                    Delimiter::None,
+                ][rng.below(4)];
+                TokenTree::Group(Group::new(delim, stream(rng, depth + 1, 6)))
+            }
+        }
+    }
+
+    fn stream(rng: &mut Rng, depth: usize, max: usize) -> TokenStream {
+        (0..rng.below(max + 1)).map(|_| tree(rng, depth)).collect()
+    }
+
+    /// `key = value, ...` with keys valid and not, values of every shape.
+    fn structured(rng: &mut Rng) -> TokenStream {
+        let keys = [
+            "net", "uts", "ipc", "pid", "cgroup", "mnt", "set", "crate", "user", "time", "nett",
+            "r#net",
+        ];
+        let values = [
+            "p",
+            "\"/run/netns/x\"",
+            "&self.ns",
+            "format!(\"{}\", p)",
+            "42",
+            "\"::nsguard\"",
+            "a.b()?",
+            "",
+            "=",
+            "x,",
+        ];
+        let mut text = String::new();
+        for i in 0..rng.below(4) + 1 {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(keys[rng.below(keys.len())]);
+            if rng.below(8) != 0 {
+                text.push_str(" = ");
+                text.push_str(values[rng.below(values.len())]);
+            }
+        }
+        text.parse().unwrap_or_default()
+    }
+
+    /// Items worth feeding: real functions, sometimes mangled.
+    fn item(rng: &mut Rng) -> TokenStream {
+        let forms = [
+            "fn f(p: &std::path::Path) -> std::io::Result<()> { Ok(()) }",
+            "pub async fn f() -> Result<u8, E> { Ok(1) }",
+            "const fn f() -> Result<(), E> { Ok(()) }",
+            "fn f(&self, x: impl Send) -> io::Result<Vec<u8>> where Self: Sync { todo!() }",
+            "unsafe extern \"C\" fn f() -> Result<(), E> { Ok(()) }",
+            "fn f() {}",
+            "fn f() -> u32 { 1 }",
+            "struct S;",
+            "fn f();",
+        ];
+        let base: TokenStream = forms[rng.below(forms.len())].parse().expect("valid item");
+        if rng.below(4) == 0 {
+            // Splice random tokens in.
+            let mut tokens: Vec<TokenTree> = base.into_iter().collect();
+            let at = rng.below(tokens.len() + 1);
+            tokens.splice(at..at, stream(rng, 0, 4));
+            tokens.into_iter().collect()
+        } else {
+            base
+        }
+    }
+
+    #[test]
+    fn random_arguments_and_items_never_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut expanded, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let attr = if rng.below(2) == 0 {
+                structured(&mut rng)
+            } else {
+                stream(&mut rng, 0, 10)
+            };
+            let item = item(&mut rng);
+            let shown = format!("#[in_namespace({attr})] {item}");
+            match std::panic::catch_unwind(|| super::rewrite(attr, item)) {
+                Ok(Ok(_)) => expanded += 1,
+                Ok(Err(_)) => refused += 1,
+                Err(_) => panic!("panicked on: {shown}"),
+            }
+        }
+        assert!(
+            expanded > 0 && refused > 0,
+            "{expanded} expanded, {refused} refused"
+        );
+    }
+
+    #[test]
+    fn well_formed_arguments_expand() {
+        let attr: TokenStream =
+            "net = path, uts = \"/proc/1/ns/uts\", set = &s, crate = \"::nsguard\""
+                .parse()
+                .unwrap();
+        let item: TokenStream = "fn f(path: &Path, s: &NsSet) -> std::io::Result<()> { Ok(()) }"
+            .parse()
+            .unwrap();
+        let out = super::rewrite(attr, item).expect("expands").to_string();
+        assert!(
+            out.contains("__private") && out.contains("Net") && out.contains("Uts"),
+            "{out}"
+        );
+    }
+}

@@ -355,3 +355,69 @@ pub fn drop_cap_sys_admin_on_this_thread() {
     )
     .expect("drop CAP_SYS_ADMIN");
 }
+
+/// (tid, kind, ino) for every thread of this process not owned by nsguard
+/// that is not in the host namespace of a watched kind.
+pub fn strays(host: &[(NsKind, u64)]) -> Vec<(String, NsKind, u64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let dir = task.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        }; // exited
+        if comm.starts_with("nsguard-") {
+            continue;
+        }
+        for (kind, ino) in host {
+            let file = match kind {
+                NsKind::Pid => "pid_for_children",
+                NsKind::Time => "time_for_children",
+                k => k.proc_name(),
+            };
+            let link = dir.join("ns").join(file);
+            if std::fs::symlink_metadata(&link).is_err() {
+                continue; // exited meanwhile
+            }
+            let seen = std::panic::catch_unwind(|| link_ino(&link));
+            if let Ok(seen) = seen {
+                if seen != *ino {
+                    out.push((comm.trim().to_string(), *kind, seen));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The namespace fds this process holds (targets like `net:[4026531833]`).
+pub fn namespace_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|t| {
+                    let t = t.to_string_lossy();
+                    [
+                        "cgroup:", "ipc:", "mnt:", "net:", "pid:", "time:", "user:", "uts:",
+                    ]
+                    .iter()
+                    .any(|k| t.starts_with(k))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Threads of this process whose name starts with `prefix`.
+pub fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|dir| {
+            dir.flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with(prefix))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}

@@ -89,8 +89,10 @@ fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
     let desired = shared.home_profile.overlaid(target);
     if let Err(err) = switch(shared, state, target, &desired) {
         task.finish(Some(err));
-        // `state` follows every setns that succeeded.
-        return state.profile.matches_current_thread().unwrap_or(false);
+        // Retire it: the failure may lie in the worker itself (a body may
+        // have dropped its capabilities, which are per thread), and a fresh
+        // worker costs one thread start.
+        return false;
     }
     task.finish(None);
     // The result is with the caller; check the thread off its latency path.
