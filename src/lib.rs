@@ -18,6 +18,9 @@
 //! - [`Namespace`] is one open namespace, checked to be a namespace of the
 //!   kind asked for before it is ever used; [`NsSet`] holds at most one per
 //!   [`NsKind`], read from a process, a directory, or the calling thread.
+//! - Async: [`NsSet::run_async`] returns a future that needs no runtime;
+//!   `#[in_namespace] async fn` polls its body inside (with the `tokio`
+//!   feature, on the caller's runtime).
 //! - [`NsSet::unshare`] and [`Unshare`] create namespaces (user included)
 //!   without switching the caller; [`CommandExt::spawn_in`] starts a process
 //!   in every kind of a set; [`netns`] names network namespaces as
@@ -130,7 +133,7 @@ pub use ns_core::netns;
 pub use ns_core::{
     is_poisoned, poison_reason, Builder, CommandExt, Errno, Error, Executor, IdMap, IntoIter, Iter,
     KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder, Result,
-    Unshare, NETNS_DIRS,
+    RunAsync, Unshare, NETNS_DIRS,
 };
 
 #[doc(hidden)]

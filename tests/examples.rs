@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
+    "async_netns",
     "quickstart",
     "scoped_guard",
     "mount_ns",
@@ -134,4 +135,18 @@ fn without_cap_sys_admin_every_example_says_how_to_run_it() {
             "{name}: {stderr}"
         );
     }
+}
+
+#[test]
+fn async_netns_serves_inside_only() {
+    let (_, stdout, _) = run("async_netns");
+    assert!(
+        stdout.contains("client inside A  -> pong to 127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("client on the host -> fails"), "{stdout}");
+    assert!(
+        stdout.contains("interfaces inside A (run_async): lo"),
+        "{stdout}"
+    );
 }

@@ -162,3 +162,17 @@ impl SelfCheck {
 pub fn into_error<E: From<Error>>(err: Error) -> E {
     E::from(err)
 }
+
+/// Polls `fut` on workers inside `target`, one poll per handoff: the body of
+/// an `#[in_namespace] async fn`. The `T` parameter types the body's async
+/// block, so that `?` inside it infers its error type.
+pub fn run_future<'a, T, F>(
+    target: &Target<'a>,
+    fut: F,
+) -> impl std::future::Future<Output = Result<T>> + 'a
+where
+    F: std::future::Future<Output = T> + Send + 'a,
+    T: Send + 'a,
+{
+    executor::RunFuture::new(target.0, fut)
+}

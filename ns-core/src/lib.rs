@@ -30,7 +30,7 @@ mod thread_state;
 
 pub use create::{IdMap, Unshare};
 pub use error::{Errno, Error, Result};
-pub use executor::{Builder, Executor};
+pub use executor::{Builder, Executor, RunAsync};
 pub use guard::NsGuard;
 pub use id::NsId;
 pub use kind::{KindsIter, NsKind, NsKinds};

@@ -67,19 +67,32 @@ pub(crate) fn expand(item: ItemFn, config: Config, ret: Return) -> TokenStream {
         }
         None => quote!(#private::Target::new()),
     };
-    let closure_ret = ret.closure_ty.map(|ty| quote!(-> #ty));
+    let closure_ret = ret.closure_ty.as_ref().map(|ty| quote!(-> #ty));
     let body = quote_spanned! {block.span()=>
         move || #closure_ret #block
     };
+    // async fn: the body's future is polled on workers inside, one poll
+    // per handoff; naming the output types the block for `?`.
+    let output = match &ret.closure_ty {
+        Some(ty) => quote!(#ty),
+        None => quote!(_),
+    };
+    let future = quote_spanned! {block.span()=> async move #block };
     // Spanned on the return type, parentheses included: a result that is
     // not `Send`, or an error type without `From<nsguard::Error>`, is
     // reported there. (An argument that is not `Send` is reported in the
     // body.)
-    let run = call(
-        respan(quote!(#private::run), ret.span),
-        quote!(&#target, #body),
-        ret.span,
-    );
+    let run = if ret.is_async {
+        let callee = respan(quote!(#private::run_future::<#output, _>), ret.span);
+        let started = call(callee, quote!(&#target, #future), ret.span);
+        quote!(#started.await)
+    } else {
+        call(
+            respan(quote!(#private::run), ret.span),
+            quote!(&#target, #body),
+            ret.span,
+        )
+    };
     let value = hygienic("__nsguard_ok", site);
     let err = hygienic("__nsguard_err", ret.span);
     let convert = call(

@@ -54,7 +54,23 @@ use quote::ToTokens;
 /// into the body, which runs on another thread, so they must be `Send`
 /// (references to `Sync` data are), and so must `T` and `E`. Methods
 /// (`&self`, `&mut self`), generics, `impl Trait` arguments and `unsafe fn`
-/// work; `async fn`, `const fn` and `extern` fns do not yet.
+/// work; `const fn` and `extern` fns are refused.
+///
+/// # `async fn`
+///
+/// The body's future is polled on workers inside the namespaces, one poll
+/// per handoff, so every poll runs inside (the future must be `Send`). With
+/// nsguard's `tokio` feature the caller's tokio runtime is entered on the
+/// worker during each poll, so `tokio::net` sockets created in the body
+/// register with the caller's reactor and keep the namespace they were
+/// created in. Without it, runtime-independent futures work.
+///
+/// ```no_run
+/// #[nsguard::in_namespace(net = "/run/netns/blue")]
+/// async fn listen() -> std::io::Result<std::net::TcpListener> {
+///     std::net::TcpListener::bind("127.0.0.1:8080")
+/// }
+/// ```
 ///
 /// # Equivalent code without the macro
 ///

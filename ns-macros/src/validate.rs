@@ -129,17 +129,13 @@ pub(crate) struct Return {
     /// Where the return type is written: errors about it (not `Send`, no
     /// `From<nsguard::Error>`) are reported there.
     pub(crate) span: Span,
+    /// Whether the function is `async`: its body's future is then polled on
+    /// workers, one poll at a time.
+    pub(crate) is_async: bool,
 }
 
 pub(crate) fn function(item: &ItemFn, errors: &mut Errors) -> Option<Return> {
     let sig = &item.sig;
-    if let Some(asyncness) = sig.asyncness {
-        errors.error(
-            asyncness.span(),
-            "`async fn` is not supported by #[in_namespace] yet: its future would be polled \
-             outside the namespaces; call a sync #[in_namespace] fn from it, or use NsSet::run",
-        );
-    }
     if let Some(constness) = sig.constness {
         errors.error(
             constness.span(),
@@ -187,6 +183,7 @@ pub(crate) fn function(item: &ItemFn, errors: &mut Errors) -> Option<Return> {
     Some(Return {
         closure_ty: (!has_impl).then(|| (**ty).clone()),
         span: ty.span(),
+        is_async: sig.asyncness.is_some(),
     })
 }
 

@@ -38,6 +38,13 @@ fn returns_impl() -> std::io::Result<impl Iterator<Item = u8>> {
     Ok(vec![1_u8].into_iter())
 }
 
+/// async: the body's future is polled inside, one poll per handoff.
+#[in_namespace(net = path)]
+async fn async_body(path: &Path, n: u8) -> std::io::Result<u8> {
+    let x: u8 = "1".parse().map_err(std::io::Error::other)?;
+    Ok(x + n)
+}
+
 struct S {
     ns: Namespace,
 }

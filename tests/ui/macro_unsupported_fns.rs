@@ -1,9 +1,4 @@
 #[nsguard::in_namespace(net = "/run/netns/blue")]
-async fn a() -> std::io::Result<()> {
-    Ok(())
-}
-
-#[nsguard::in_namespace(net = "/run/netns/blue")]
 const fn c() -> Result<(), std::io::Error> {
     Ok(())
 }

@@ -14,14 +14,15 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::executor::target::Target;
+use crate::executor::task::Task;
 
 /// What a worker does with a [`Task`]: run the closure, or refuse it.
 type Job<'a> = dyn FnMut(Option<Error>) + Send + 'a;
 
-/// A call lent to a worker: the caller's closure and the namespaces to run
+/// A call lent to a worker by a blocked caller: the caller's closure and the namespaces to run
 /// it in, both borrowed from the caller's stack frame, which [`call`] keeps
 /// alive until [`Task::finish`] (or the task's drop) has signalled `done`.
-pub(crate) struct Task {
+pub(crate) struct ScopedTask {
     job: *mut Job<'static>,
     target: *const Target<'static>,
     done: *const AtomicBool,
@@ -33,9 +34,9 @@ pub(crate) struct Task {
 // references to `Namespace`s, which are `Sync`) and an `AtomicBool`. The
 // caller does not touch them while the task is out, so using them from the
 // worker's thread is like using a `&mut Job` and `&Target` sent there.
-unsafe impl Send for Task {}
+unsafe impl Send for ScopedTask {}
 
-impl Task {
+impl ScopedTask {
     /// The namespaces to run in.
     pub(crate) fn target(&self) -> &Target<'_> {
         // SAFETY: `target` points into the frame of `call`, which waits for
@@ -66,7 +67,7 @@ impl Task {
     }
 }
 
-impl Drop for Task {
+impl Drop for ScopedTask {
     /// A task dropped without being run (no worker could be started, or a
     /// worker is going away) still releases its caller, with an error.
     fn drop(&mut self) {
@@ -111,12 +112,12 @@ where
     // SAFETY: as above, for the borrowed namespaces of the call.
     let target_ptr =
         unsafe { std::mem::transmute::<*const Target<'_>, *const Target<'static>>(target) };
-    let task = Task {
+    let task = Task::Scoped(ScopedTask {
         job: job_ptr,
         target: target_ptr,
         done: &done,
         caller: Some(thread::current()),
-    };
+    });
     // `submit` only moves the task along; if it unwinds, the task is
     // dropped on the way, which sets `done` first.
     let submitted = catch_unwind(AssertUnwindSafe(|| submit(task)));

@@ -1,8 +1,10 @@
 //! [`Executor`]: pinned worker threads that run code inside namespaces.
 
+mod future;
 mod handoff;
 mod pool;
 pub(crate) mod target;
+mod task;
 mod worker;
 
 use std::fmt;
@@ -16,6 +18,8 @@ use crate::kind::NsKinds;
 use crate::set::NsSet;
 use crate::thread_state;
 
+pub use future::RunAsync;
+pub(crate) use future::RunFuture;
 pub(crate) use target::Target;
 
 use pool::{Config, Shared};

@@ -7,8 +7,9 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::executor::handoff::{spin_until, Task};
+use crate::executor::handoff::spin_until;
 use crate::executor::target::Profile;
+use crate::executor::task::Task;
 use crate::executor::worker;
 use crate::kind::{NsKind, NsKinds};
 use crate::set::NsSet;
@@ -68,9 +69,21 @@ struct Idle {
     profile: Profile,
 }
 
+/// What a worker does after a call.
+pub(crate) enum AfterCall {
+    /// Wait for the next message (it is idle now).
+    Wait,
+    /// Serve this queued task next.
+    Serve(Task),
+    /// Exit (its place went to a new worker, or the executor shuts down).
+    Exit,
+}
+
 struct Pool {
     /// Idle workers, most recently used last.
     idle: Vec<Idle>,
+    /// Owned tasks that found every worker busy at the cap, oldest first.
+    pending: std::collections::VecDeque<(Task, Profile)>,
     /// Live workers, busy or idle (or being started).
     total: usize,
     /// Callers waiting for a worker.
@@ -144,6 +157,7 @@ impl Shared {
             one_way,
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
+                pending: std::collections::VecDeque::new(),
                 total: 0,
                 waiting: 0,
                 shutdown: false,
@@ -158,16 +172,11 @@ impl Shared {
     /// Gives `task`, which wants `desired`, to a worker: an idle one already
     /// there, else an idle one that can switch, else a new one, else waits.
     pub(crate) fn dispatch(&self, task: Task, desired: Profile, caller_is_worker: bool) {
-        let home = &self.home_profile;
         let one_way = self.one_way;
         // Already where the call needs it for every one-way kind.
         let settled = |w: &Profile| one_way.iter().all(|k| w.get(k) == desired.get(k));
         // Can get there: for each one-way kind, already there or still home.
-        let able = |w: &Profile| {
-            one_way
-                .iter()
-                .all(|k| w.get(k) == desired.get(k) || w.get(k) == home.get(k))
-        };
+        let able = |w: &Profile| self.can_serve(w, &desired);
         let mut pool = lock(&self.pool);
         loop {
             if pool.shutdown {
@@ -205,6 +214,12 @@ impl Shared {
                 self.spawn(task);
                 return;
             }
+            // An owned task never blocks its submitter: it waits in the queue
+            // for the next worker that frees up.
+            if task.is_owned() {
+                pool.pending.push_back((task, desired));
+                return;
+            }
             pool.waiting += 1;
             pool = self.available.wait(pool).unwrap_or_else(|p| p.into_inner());
             pool.waiting -= 1;
@@ -228,13 +243,37 @@ impl Shared {
         }
     }
 
-    /// A worker is done with its task and can take another; returns false
-    /// if it should exit instead (the executor is shutting down).
-    pub(crate) fn make_idle(&self, worker: &Arc<WorkerHandle>, profile: Profile) -> bool {
+    /// Whether a worker at `w` may serve a call that wants `desired`: for
+    /// every one-way kind it is already there or still home.
+    fn can_serve(&self, w: &Profile, desired: &Profile) -> bool {
+        let home = &self.home_profile;
+        self.one_way
+            .iter()
+            .all(|k| w.get(k) == desired.get(k) || w.get(k) == home.get(k))
+    }
+
+    /// A worker is done with its task: it takes a queued task it can serve,
+    /// or gives its place to a new worker for a queued task it cannot, or
+    /// becomes idle.
+    pub(crate) fn make_idle(&self, worker: &Arc<WorkerHandle>, profile: Profile) -> AfterCall {
         let mut pool = lock(&self.pool);
         if pool.shutdown {
             pool.total -= 1;
-            return false;
+            return AfterCall::Exit;
+        }
+        if let Some(i) = pool
+            .pending
+            .iter()
+            .position(|(_, desired)| self.can_serve(&profile, desired))
+        {
+            if let Some((task, _)) = pool.pending.remove(i) {
+                return AfterCall::Serve(task);
+            }
+        }
+        if let Some((task, _)) = pool.pending.pop_front() {
+            drop(pool);
+            self.spawn(task); // this worker's place goes to the new one
+            return AfterCall::Exit;
         }
         pool.idle.push(Idle {
             worker: Arc::clone(worker),
@@ -243,12 +282,20 @@ impl Shared {
         if pool.waiting > 0 {
             self.available.notify_one();
         }
-        true
+        AfterCall::Wait
     }
 
-    /// A worker exits of its own accord (poisoned, or failed to start).
+    /// A worker exits of its own accord (poisoned, or failed to start): its
+    /// place goes to a queued task, if any.
     pub(crate) fn forget_worker(&self) {
         let mut pool = lock(&self.pool);
+        if !pool.shutdown {
+            if let Some((task, _)) = pool.pending.pop_front() {
+                drop(pool);
+                self.spawn(task);
+                return;
+            }
+        }
         pool.total -= 1;
         if pool.waiting > 0 {
             self.available.notify_one();
@@ -301,15 +348,23 @@ impl Shared {
     /// Tells idle workers and the spawner to exit; busy workers exit when
     /// their call returns.
     pub(crate) fn shutdown(&self) {
-        let idle = {
+        let (idle, pending) = {
             let mut pool = lock(&self.pool);
             pool.shutdown = true;
             pool.total -= pool.idle.len();
             self.available.notify_all();
-            std::mem::take(&mut pool.idle)
+            (
+                std::mem::take(&mut pool.idle),
+                std::mem::take(&mut pool.pending),
+            )
         };
         for w in idle {
             w.worker.send(Msg::Exit);
+        }
+        for (task, _) in pending {
+            task.finish(Some(Error::Worker {
+                reason: "the executor was shut down".into(),
+            }));
         }
         lock(&self.spawner).take();
     }

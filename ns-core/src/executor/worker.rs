@@ -5,9 +5,10 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::executor::handoff::Task;
+use crate::executor::pool::AfterCall;
 use crate::executor::pool::{Msg, Shared, WorkerHandle};
 use crate::executor::target::{Profile, Target};
+use crate::executor::task::Task;
 use crate::kind::NsKind;
 use crate::namespace::Namespace;
 use crate::set::{NsSet, SETNS_ORDER};
@@ -75,8 +76,10 @@ pub(crate) fn main(shared: Arc<Shared>, first: Task) {
             shared.forget_worker();
             return;
         }
-        if !shared.make_idle(&handle, state.profile) {
-            return;
+        match shared.make_idle(&handle, state.profile) {
+            AfterCall::Wait => {}
+            AfterCall::Serve(task) => next = Some(Msg::Task(task)),
+            AfterCall::Exit => return,
         }
     }
 }
@@ -85,9 +88,12 @@ pub(crate) fn main(shared: Arc<Shared>, first: Task) {
 /// namespaces are exactly what `state` says, no guard is left on it, and it
 /// is not poisoned.
 fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
-    let target = task.target();
-    let desired = shared.home_profile.overlaid(target);
-    if let Err(err) = switch(shared, state, target, &desired) {
+    let switched = {
+        let target = task.target();
+        let desired = shared.home_profile.overlaid(&target);
+        switch(shared, state, &target, &desired)
+    };
+    if let Err(err) = switched {
         task.finish(Some(err));
         // Retire it: the failure may lie in the worker itself (a body may
         // have dropped its capabilities, which are per thread), and a fresh

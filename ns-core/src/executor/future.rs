@@ -1,0 +1,227 @@
+//! Async: [`RunAsync`], the future of [`Executor::run_async`], and the
+//! per-poll runner behind `#[in_namespace] async fn`.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::error::{Error, Result};
+use crate::executor::target::Target;
+use crate::executor::task::{OwnedTask, Task};
+use crate::executor::Executor;
+use crate::set::NsSet;
+use crate::thread_state;
+
+/// What a [`RunAsync`] waits for.
+struct Slot<R> {
+    outcome: Option<Result<std::thread::Result<R>>>,
+    waker: Option<Waker>,
+}
+
+/// The future of [`Executor::run_async`] and [`NsSet::run_async`]: resolves
+/// when the closure has run on a worker inside the namespaces.
+///
+/// It needs no particular async runtime, and polling it never blocks: the
+/// call waits in the executor's queue, not on the polling thread. Dropping
+/// it before completion is safe: a call that has not started is skipped, one
+/// that has started finishes on its worker, which is then reused.
+#[must_use = "futures do nothing unless polled; the call is already queued, but its result is lost"]
+pub struct RunAsync<R> {
+    slot: Arc<Mutex<Slot<R>>>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl<R> fmt::Debug for RunAsync<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let done = self
+            .slot
+            .lock()
+            .map(|s| s.outcome.is_some())
+            .unwrap_or(false);
+        f.debug_struct("RunAsync").field("done", &done).finish()
+    }
+}
+
+impl<R> RunAsync<R> {
+    fn ready(outcome: Result<std::thread::Result<R>>) -> RunAsync<R> {
+        RunAsync {
+            slot: Arc::new(Mutex::new(Slot {
+                outcome: Some(outcome),
+                waker: None,
+            })),
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl<R> Future for RunAsync<R> {
+    type Output = Result<R>;
+
+    /// # Panics
+    ///
+    /// If the closure panicked, its panic is re-raised here with its payload.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.outcome.take() {
+            Some(Ok(Ok(value))) => Poll::Ready(Ok(value)),
+            Some(Ok(Err(panic))) => {
+                drop(slot);
+                std::panic::resume_unwind(panic)
+            }
+            Some(Err(err)) => Poll::Ready(Err(err)),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<R> Drop for RunAsync<R> {
+    fn drop(&mut self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+}
+
+impl Executor {
+    /// Runs `f` on a worker inside the namespaces of `set`, without
+    /// blocking: returns a future of its value. See [`RunAsync`].
+    ///
+    /// Unlike [`run`](Self::run), `f` cannot borrow (`'static`): the caller
+    /// does not wait on a thread while it runs. The set's handles are
+    /// duplicated for the call.
+    ///
+    /// # Errors
+    ///
+    /// The future resolves to the errors of [`run`](Self::run), and to
+    /// [`Error::Io`] if the set's fds cannot be duplicated.
+    pub fn run_async<R, F>(&self, set: &NsSet, f: F) -> RunAsync<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let prepared = thread_state::check()
+            .and_then(|()| set.target().check_runnable())
+            .and_then(|()| set.try_clone());
+        let set = match prepared {
+            Ok(set) => set,
+            Err(err) => return RunAsync::ready(Err(err)),
+        };
+        let future = RunAsync {
+            slot: Arc::new(Mutex::new(Slot {
+                outcome: None,
+                waker: None,
+            })),
+            cancelled: Arc::new(AtomicBool::new(false)),
+        };
+        let (slot, cancelled) = (Arc::clone(&future.slot), Arc::clone(&future.cancelled));
+        let job = move |failure: Option<Error>| {
+            let outcome = match failure {
+                Some(err) => Err(err),
+                // Nobody waits any more: skip the body.
+                None if cancelled.load(Ordering::Acquire) => return,
+                None => Ok(catch_unwind(AssertUnwindSafe(f))),
+            };
+            let waker = {
+                let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                slot.outcome = Some(outcome);
+                slot.waker.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        };
+        let shared = &self.handle.shared;
+        let desired = shared.home_profile.overlaid(&set.target());
+        let task = Task::Owned(Box::new(OwnedTask {
+            set,
+            job: Some(Box::new(job)),
+        }));
+        shared.dispatch(task, desired, super::worker::is_worker());
+        future
+    }
+}
+
+impl NsSet {
+    /// [`NsSet::run`] for async code: runs `f` on a worker of the
+    /// [global executor](Executor::global) inside the set, and returns a
+    /// future of its value that needs no particular runtime and never blocks
+    /// the thread that polls it. See [`Executor::run_async`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> nsguard::Result<()> {
+    /// use nsguard::{NsKind, NsSet};
+    ///
+    /// let set = NsSet::unshare(NsKind::Net)?;
+    /// // A socket made inside, used anywhere.
+    /// let listener = set.run_async(|| std::net::TcpListener::bind("127.0.0.1:0")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn run_async<R, F>(&self, f: F) -> RunAsync<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match Executor::global() {
+            Ok(executor) => executor.run_async(self, f),
+            Err(err) => RunAsync::ready(Err(err)),
+        }
+    }
+}
+
+/// Polls `fut` on workers inside `target`, one poll per handoff: what
+/// `#[in_namespace] async fn` expands to.
+pub(crate) struct RunFuture<'a, F: Future> {
+    target: Target<'a>,
+    fut: Pin<Box<F>>,
+}
+
+impl<'a, F: Future> RunFuture<'a, F> {
+    pub(crate) fn new(target: Target<'a>, fut: F) -> RunFuture<'a, F> {
+        RunFuture {
+            target,
+            fut: Box::pin(fut),
+        }
+    }
+}
+
+impl<F> Future for RunFuture<'_, F>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    type Output = Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<F::Output>> {
+        let executor = match Executor::global() {
+            Ok(executor) => executor,
+            Err(err) => return Poll::Ready(Err(err)),
+        };
+        let waker = cx.waker().clone();
+        #[cfg(feature = "tokio")]
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let this = &mut *self;
+        let (target, fut) = (this.target, this.fut.as_mut());
+        // Each poll runs on a worker inside the namespaces; the polling
+        // thread waits for that one poll (polls are short by contract).
+        let polled = executor.run_target(&target, move || {
+            // With tokio, sockets created in the body register with the
+            // caller's reactor.
+            #[cfg(feature = "tokio")]
+            let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            let mut cx = Context::from_waker(&waker);
+            fut.poll(&mut cx)
+        });
+        match polled {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(err) => Poll::Ready(Err(err)),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! [`Task`]: a call for a worker, lent by a blocked caller or owned.
+
+use crate::error::Error;
+use crate::executor::handoff::ScopedTask;
+use crate::executor::target::Target;
+use crate::set::NsSet;
+
+/// The job of an owned task: runs the body (`None`) or reports why not.
+pub(crate) type OwnedJob = Box<dyn FnOnce(Option<Error>) + Send>;
+
+/// A call for a worker.
+pub(crate) enum Task {
+    /// Lent by a caller that blocks until it is finished (`run`).
+    Scoped(ScopedTask),
+    /// Owned by the executor, with its own handles: nobody waits on a
+    /// thread for it (`run_async`).
+    Owned(Box<OwnedTask>),
+}
+
+/// A task that owns its namespaces and its job.
+pub(crate) struct OwnedTask {
+    pub(crate) set: NsSet,
+    pub(crate) job: Option<OwnedJob>,
+}
+
+impl Drop for OwnedTask {
+    /// A task dropped unrun still reports, so that its future completes.
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            job(Some(Error::Worker {
+                reason: "the task was dropped before a worker could run it".into(),
+            }));
+        }
+    }
+}
+
+impl Task {
+    /// The namespaces to run in.
+    pub(crate) fn target(&self) -> Target<'_> {
+        match self {
+            Task::Scoped(task) => *task.target(),
+            Task::Owned(task) => task.set.target(),
+        }
+    }
+
+    /// Whether nobody blocks on this task, so it may wait in a queue.
+    pub(crate) fn is_owned(&self) -> bool {
+        matches!(self, Task::Owned(_))
+    }
+
+    /// Runs the body on this thread (`failure` = `None`) or reports
+    /// `failure`, and releases whoever waits for the result.
+    pub(crate) fn finish(self, failure: Option<Error>) {
+        match self {
+            Task::Scoped(task) => task.finish(failure),
+            Task::Owned(mut task) => {
+                if let Some(job) = task.job.take() {
+                    job(failure);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Async: `run_async` needs no runtime and never blocks; `#[in_namespace]
+//! async fn` bodies are polled inside the namespaces, with tokio's reactor.
+
+mod support;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use nsguard::{in_namespace, CommandExt, Error, Executor, Namespace, NsKind, NsSet};
+use support::{main_thread_ino, thread_ino, TempNs};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The smallest executor there is: poll, park, repeat. No runtime.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(value) = f.as_mut().poll(&mut cx) {
+            return value;
+        }
+        std::thread::park();
+    }
+}
+
+fn tid() -> i32 {
+    nix::unistd::gettid().as_raw()
+}
+
+fn set_of(temp: &TempNs) -> NsSet {
+    NsSet::from(Namespace::open(temp.kind(), temp.path()).unwrap())
+}
+
+#[test]
+fn run_async_needs_no_runtime() {
+    let temp = TempNs::new(NsKind::Net);
+    let set = set_of(&temp);
+    assert_eq!(
+        block_on(set.run_async(|| thread_ino(NsKind::Net))).unwrap(),
+        temp.ino()
+    );
+    let panic = std::panic::catch_unwind(|| {
+        block_on(set.run_async(|| -> () { std::panic::panic_any(7_u8) }))
+    })
+    .unwrap_err();
+    assert_eq!(panic.downcast_ref::<u8>(), Some(&7));
+    let user = NsSet::unshare(NsKind::User).unwrap();
+    assert!(matches!(
+        block_on(user.run_async(|| ())),
+        Err(Error::UnsupportedOnThread { .. })
+    ));
+}
+
+#[test]
+fn run_async_never_blocks_the_caller_even_at_the_cap() {
+    let temp = TempNs::new(NsKind::Net);
+    let set = set_of(&temp);
+    let executor = Executor::builder().max_workers(1).build().unwrap();
+    let started = Instant::now();
+    let futures: Vec<_> = (0..5)
+        .map(|_| {
+            executor.run_async(&set, || {
+                std::thread::sleep(Duration::from_millis(40));
+                thread_ino(NsKind::Net)
+            })
+        })
+        .collect();
+    assert!(
+        started.elapsed() < Duration::from_millis(40),
+        "submitting waited: {:?}",
+        started.elapsed()
+    );
+    for f in futures {
+        assert_eq!(block_on(f).unwrap(), temp.ino());
+    }
+    assert!(executor.workers() <= 1);
+}
+
+#[test]
+fn dropping_the_future_is_safe_and_skips_a_call_not_started() {
+    let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
+    let (set_a, set_b) = (set_of(&a), set_of(&b));
+    let executor = Executor::builder().max_workers(1).build().unwrap();
+    // Started, then dropped: it finishes on its worker, which is reused.
+    let busy = executor.run_async(&set_a, || {
+        std::thread::sleep(Duration::from_millis(50));
+        tid()
+    });
+    // Queued behind it, then dropped: its body never runs.
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&ran);
+    let queued = executor.run_async(&set_b, move || flag.store(true, Ordering::SeqCst));
+    std::thread::sleep(Duration::from_millis(5));
+    drop(busy);
+    drop(queued);
+    let (worker, ino) =
+        block_on(executor.run_async(&set_a, || (tid(), thread_ino(NsKind::Net)))).unwrap();
+    assert_eq!(ino, a.ino());
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "a dropped call that had not started did not run"
+    );
+    assert_eq!(
+        executor.workers(),
+        1,
+        "the worker {worker} finished and was reused"
+    );
+}
+
+#[in_namespace(net = ns)]
+async fn listen_inside(ns: &Namespace) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await
+}
+
+#[in_namespace(net = ns)]
+async fn say_hello_from_inside(ns: &Namespace, addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(b"hello").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_bound_by_an_async_body_serves_only_clients_inside() {
+    let set = NsSet::unshare(NsKind::Net).unwrap();
+    let ns = set.get(NsKind::Net).unwrap();
+    let up = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .spawn_in(&set)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(up.success());
+    let listener = listen_inside(ns).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await?;
+        std::io::Result::Ok(text)
+    });
+    say_hello_from_inside(ns, addr).await.unwrap();
+    assert_eq!(server.await.unwrap().unwrap(), "hello");
+    // From the host there is nothing at that address.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[in_namespace(net = path)]
+async fn check_every_poll(path: &Path, expected: u64, polls: usize) -> std::io::Result<usize> {
+    for _ in 0..polls {
+        assert_eq!(
+            thread_ino(NsKind::Net),
+            expected,
+            "a poll ran outside the namespace"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(thread_ino(NsKind::Net), expected);
+    Ok(polls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_async_bodies_are_polled_inside_only() {
+    let temps: Vec<TempNs> = (0..8).map(|_| TempNs::new(NsKind::Net)).collect();
+    let host = main_thread_ino(NsKind::Net);
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (path, ino) = (temps[i % 8].path().to_path_buf(), temps[i % 8].ino());
+        tasks.push(tokio::spawn(async move {
+            let polls = check_every_poll(&path, ino, 20).await.unwrap();
+            // Between polls the task runs on the runtime's own threads,
+            // which never moved.
+            assert_eq!(thread_ino(NsKind::Net), host);
+            polls
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 20);
+    }
+}
