@@ -313,19 +313,13 @@ fn a_worker_that_a_body_moved_is_retired() {
     assert_eq!(ino, temp.ino());
 }
 
-#[test]
-fn idle_workers_exit() {
-    let temps: Vec<TempNs> = (0..3).map(|_| TempNs::new(NsKind::Net)).collect();
-    let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
-    let executor = Executor::builder()
-        .idle_timeout(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let tids: Vec<i32> = std::thread::scope(|s| {
-        let hs: Vec<_> = sets
+/// Runs one slow call per set at once, so that several workers are busy
+/// together; returns the workers' thread ids.
+fn on_busy_workers(executor: &Executor, sets: &[NsSet]) -> Vec<i32> {
+    std::thread::scope(|s| {
+        let calls: Vec<_> = sets
             .iter()
             .map(|set| {
-                let executor = &executor;
                 s.spawn(move || {
                     executor
                         .run(set, || {
@@ -336,8 +330,19 @@ fn idle_workers_exit() {
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+        calls.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn idle_workers_exit() {
+    let temps: Vec<TempNs> = (0..3).map(|_| TempNs::new(NsKind::Net)).collect();
+    let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
+    let executor = Executor::builder()
+        .idle_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let tids: Vec<i32> = on_busy_workers(&executor, &sets);
     assert!(executor.workers() >= 1);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -371,23 +376,7 @@ fn dropping_an_executor_ends_its_threads() {
     let temps: Vec<TempNs> = (0..3).map(|_| TempNs::new(NsKind::Net)).collect();
     let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
     let executor = Executor::builder().build().unwrap();
-    let tids: Vec<i32> = std::thread::scope(|s| {
-        let hs: Vec<_> = sets
-            .iter()
-            .map(|set| {
-                let executor = &executor;
-                s.spawn(move || {
-                    executor
-                        .run(set, || {
-                            std::thread::sleep(Duration::from_millis(20));
-                            tid()
-                        })
-                        .unwrap()
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let tids: Vec<i32> = on_busy_workers(&executor, &sets);
     let clone = executor.clone();
     drop(executor);
     assert_eq!(
