@@ -23,19 +23,18 @@ fn a_worker_that_can_no_longer_switch_is_retired() {
     let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
     let (set_a, set_b) = (NsSet::from(open(&a)), NsSet::from(open(&b)));
     let executor = Executor::builder().max_workers(1).build().unwrap();
-    // A body drops CAP_SYS_ADMIN from its worker: capabilities are per thread.
+    // A body breaks its worker in a way no check after the call can see: a
+    // seccomp filter (per thread) that fails every setns of a netns.
     let first = executor
         .run(&set_a, || {
-            drop_cap_sys_admin_on_this_thread();
+            support::fail_setns_on_this_thread(libc::CLONE_NEWNET, libc::EDOM);
             tid()
         })
         .unwrap();
-    // That worker cannot switch to b any more: the call fails…
+    // That worker cannot switch to b: the call fails…
     match executor.run(&set_b, tid) {
-        Err(err @ Error::PermissionDenied { .. }) => {
-            assert!(err.to_string().contains("CAP_SYS_ADMIN"), "{err}")
-        }
-        other => panic!("expected PermissionDenied, got {other:?}"),
+        Err(err) => assert_eq!(err.errno(), Some(nsguard::Errno::EDOM), "{err}"),
+        other => panic!("expected the switch to fail, got {other:?}"),
     }
     // …and the worker is gone: the next call gets a fresh one.
     let (second, ino) = executor
@@ -43,6 +42,36 @@ fn a_worker_that_can_no_longer_switch_is_retired() {
         .unwrap();
     assert_ne!(second, first);
     assert_eq!(ino, b.ino());
+}
+
+#[test]
+fn a_worker_whose_body_changed_its_capabilities_is_not_reused() {
+    let a = TempNs::new(NsKind::Net);
+    let set = NsSet::from(open(&a));
+    let executor = Executor::builder().max_workers(1).build().unwrap();
+    let first = executor
+        .run(&set, || {
+            drop_cap_sys_admin_on_this_thread();
+            tid()
+        })
+        .unwrap();
+    // The same namespaces: no switch would reveal it, the check after the
+    // call does.
+    let (second, has_admin) = executor
+        .run(&set, || {
+            (
+                tid(),
+                caps::has_cap(
+                    None,
+                    caps::CapSet::Effective,
+                    caps::Capability::CAP_SYS_ADMIN,
+                )
+                .unwrap(),
+            )
+        })
+        .unwrap();
+    assert_ne!(second, first, "a new worker");
+    assert!(has_admin, "with the capabilities workers start with");
 }
 
 #[in_namespace(net = path)]

@@ -340,3 +340,40 @@ pub(crate) fn link_ino_at(dir: BorrowedFd<'_>, name: &str) -> Result<u64, Errno>
         .and_then(|ino| ino.parse().ok())
         .ok_or(Errno::EINVAL)
 }
+
+/// The calling thread's effective capabilities, as a 64-bit mask
+/// (`capget(2)`; capabilities belong to a thread).
+pub(crate) fn effective_caps() -> Result<u64, Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    /// `_LINUX_CAPABILITY_VERSION_3`: two `Data` structs, 64 capabilities.
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: with version 3, capget(2) reads `header` and writes exactly two
+    // `Data` structs (the kernel's `__user_cap_data_struct`, three u32s) into
+    // `data`, which has room for them; pid 0 is the calling thread. Both
+    // live until the call returns.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut Header,
+            data.as_mut_ptr(),
+        )
+    };
+    Errno::result(rc)?;
+    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+}

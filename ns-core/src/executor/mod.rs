@@ -43,8 +43,9 @@ use pool::{Config, Shared};
 ///
 /// After every call the worker checks that the call left it exactly where
 /// it was (the body may have called `setns` or `unshare` itself, leaked an
-/// [`NsGuard`](crate::NsGuard), or poisoned the thread); a worker that fails
-/// the check is retired, never reused.
+/// [`NsGuard`](crate::NsGuard), poisoned the thread, or changed the
+/// thread's capabilities); a worker that fails the check, or fails to
+/// switch for a call, is retired, never reused.
 ///
 /// A worker that enters a mount namespace first gives itself a private root
 /// and working directory (`unshare(CLONE_FS)`), which cannot be undone: it

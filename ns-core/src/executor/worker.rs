@@ -36,16 +36,22 @@ pub(crate) fn settle_in(home: &NsSet) -> Result<Profile> {
     Profile::of_current_thread()
 }
 
-/// Where a worker is.
+/// Where a worker is, and what it may do.
 struct State {
     profile: Profile,
+    /// Its effective capabilities when it started: a body that changes them
+    /// (they are per thread) would change what later bodies can do.
+    caps: Option<u64>,
 }
 
 pub(crate) fn main(shared: Arc<Shared>, first: Task) {
     let _ = IS_WORKER.try_with(|w| w.set(true));
     let handle = Arc::new(WorkerHandle::for_current_thread());
     let mut state = match Profile::of_current_thread() {
-        Ok(profile) if profile == shared.home_profile => State { profile },
+        Ok(profile) if profile == shared.home_profile => State {
+            profile,
+            caps: sys::effective_caps().ok(),
+        },
         Ok(_) => {
             first.finish(Some(Error::Worker {
                 reason: "a new worker did not start in the executor's home namespaces".into(),
@@ -102,10 +108,11 @@ fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
     }
     task.finish(None);
     // The result is with the caller; check the thread off its latency path.
-    // The body may have called setns/unshare itself, leaked a guard, or
-    // poisoned the thread.
+    // The body may have called setns/unshare itself, leaked a guard,
+    // poisoned the thread, or changed its capabilities.
     thread_state::depth() == 0
         && !thread_state::is_poisoned()
+        && sys::effective_caps().ok() == state.caps
         && (!shared.config.check_after_call
             || state.profile.matches_current_thread().unwrap_or(false))
 }
