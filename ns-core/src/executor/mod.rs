@@ -121,7 +121,8 @@ impl Builder {
     }
 
     /// Whether a worker checks, after every call, that the body left its
-    /// namespaces as they were (default: true).
+    /// thread as it found it: its namespaces and its capabilities (default:
+    /// true).
     ///
     /// The check is exact: it reads the worker's id of every kind a thread
     /// can change (7 `readlinkat`s on `/proc/thread-self/ns`), after the
@@ -130,11 +131,13 @@ impl Builder {
     /// warm call (~0.4 µs), which bounds the calls per second one executor
     /// can serve on few cores.
     ///
-    /// Turn it off only when no body calls `setns(2)` or `unshare(2)` itself
-    /// (directly or through a library). Leaked guards and poisoned threads
-    /// are still caught, since that costs nothing; but a worker whose body
-    /// switched its namespaces would then serve later calls in the wrong
-    /// ones.
+    /// Turn it off only when no body calls `setns(2)`, `unshare(2)` or
+    /// `capset(2)` itself (directly or through a library). Leaked guards and
+    /// poisoned threads are still caught, since that costs nothing; but a
+    /// worker whose body switched its namespaces would then serve later calls
+    /// in the wrong ones. (Even a single extra system call after each call
+    /// matters here: the caller's next call comes within ~100 ns and finds
+    /// the worker still busy checking.)
     #[must_use]
     pub fn check_after_call(mut self, check: bool) -> Builder {
         self.config.check_after_call = check;

@@ -112,9 +112,9 @@ fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
     // poisoned the thread, or changed its capabilities.
     thread_state::depth() == 0
         && !thread_state::is_poisoned()
-        && sys::effective_caps().ok() == state.caps
         && (!shared.config.check_after_call
-            || state.profile.matches_current_thread().unwrap_or(false))
+            || (sys::effective_caps().ok() == state.caps
+                && state.profile.matches_current_thread().unwrap_or(false)))
 }
 
 /// Switches the worker to `desired`: one `setns` per kind that differs.
