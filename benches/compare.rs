@@ -349,6 +349,12 @@ fn main() {
         }),
     );
     rate(
+        "3 #[in_namespace], one namespace per caller",
+        throughput(8, span, |t| {
+            empty_body(own[t].get(NsKind::Net).expect("netns")).expect("call")
+        }),
+    );
+    rate(
         "5 NsSet::enter + drop",
         throughput(8, span, |t| drop(own[t].enter().expect("enter"))),
     );
@@ -366,6 +372,41 @@ fn main() {
                 .join()
                 .expect("join")
             })
+        }),
+    );
+
+    let own_paths: Vec<String> = own
+        .iter()
+        .map(|set| {
+            let fd = set.get(NsKind::Net).expect("netns").as_raw_fd();
+            format!("/proc/{}/fd/{fd}", std::process::id())
+        })
+        .collect();
+    let peers: Vec<netns_rs::NetNs> = own_paths
+        .iter()
+        .map(|p| netns_rs::get_from_path(p).expect("netns-rs"))
+        .collect();
+    rate(
+        "7 netns-rs NetNs::run",
+        throughput(8, span, |t| {
+            peers[t].run(|_| black_box(())).expect("netns-rs run");
+        }),
+    );
+    rate(
+        "8 process per call: CommandExt::spawn_in(set) `true`",
+        throughput(8, span, |t| {
+            let child = Command::new("true").stdout(Stdio::null()).spawn_in(&own[t]);
+            assert!(child.expect("spawn").wait().expect("wait").success());
+        }),
+    );
+    rate(
+        "8 process per call: `nsenter --net=PATH true`",
+        throughput(8, span, |t| {
+            let status = Command::new("nsenter")
+                .arg(format!("--net={}", own_paths[t]))
+                .arg("true")
+                .status();
+            assert!(status.expect("nsenter").success());
         }),
     );
 

@@ -92,9 +92,11 @@ fn dropping_the_future_is_safe_and_skips_a_call_not_started() {
     let (set_a, set_b) = (set_of(&a), set_of(&b));
     let executor = Executor::builder().max_workers(1).build().unwrap();
     // Started, then dropped: it finishes on its worker, which is reused.
-    let busy = executor.run_async(&set_a, || {
+    let busy_worker = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let seen = Arc::clone(&busy_worker);
+    let busy = executor.run_async(&set_a, move || {
+        seen.store(tid(), Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(50));
-        tid()
     });
     // Queued behind it, then dropped: its body never runs.
     let ran = Arc::new(AtomicBool::new(false));
@@ -111,9 +113,9 @@ fn dropping_the_future_is_safe_and_skips_a_call_not_started() {
         "a dropped call that had not started did not run"
     );
     assert_eq!(
-        executor.workers(),
-        1,
-        "the worker {worker} finished and was reused"
+        worker,
+        busy_worker.load(Ordering::SeqCst),
+        "the started call's worker finished and was reused"
     );
 }
 

@@ -200,6 +200,45 @@ fn with_new_creates_inside_the_base_set() {
 }
 
 #[test]
+fn with_new_from_a_base_that_mixes_owners() {
+    // A new user namespace, and the host's net namespace, which it does not
+    // own: the helper must enter the host net before the user namespace
+    // (inside it, it has no capability over the host's).
+    let user = NsSet::unshare(NsKind::User).unwrap();
+    let base = user
+        .try_clone()
+        .unwrap()
+        .with(Namespace::current(NsKind::Net).unwrap());
+    let set = base.with_new(NsKind::Uts).unwrap();
+    let (u, uts) = (
+        set.get(NsKind::User).unwrap(),
+        set.get(NsKind::Uts).unwrap(),
+    );
+    assert_eq!(
+        uts.owner().unwrap(),
+        *u,
+        "owned by the base's user namespace"
+    );
+    assert_eq!(
+        set.get(NsKind::Net).unwrap().id().ino(),
+        main_thread_ino(NsKind::Net)
+    );
+    // A process spawned into it: in the host net, the new uts, root inside.
+    let out = output(
+        &mut sh("id -u; readlink /proc/self/ns/uts /proc/self/ns/net"),
+        &set,
+    );
+    assert_eq!(
+        out,
+        format!(
+            "0\nuts:[{}]\nnet:[{}]\n",
+            uts.id().ino(),
+            main_thread_ino(NsKind::Net)
+        )
+    );
+}
+
+#[test]
 fn pid_cannot_be_created_without_a_process() {
     match NsSet::unshare(NsKind::Pid | NsKind::Net) {
         Err(

@@ -9,8 +9,8 @@ use nix::errno::Errno;
 use crate::error::{Error, Result};
 use crate::kind::{NsKind, NsKinds};
 use crate::namespace::{Namespace, ProcDir};
-use crate::set::{NsSet, SETNS_ORDER};
-use crate::sys::{self, ForkPlan, ForkedHelper};
+use crate::set::NsSet;
+use crate::sys::{self, ChildPlan, ChildStep, ForkedHelper};
 use crate::thread_state;
 
 /// One line of a uid or gid map: ids `inside..inside+count` of the new user
@@ -142,23 +142,21 @@ impl Unshare {
 
     /// Creation in a forked, single-threaded child.
     fn create_in_child(&self, base: &NsSet) -> Result<Vec<Namespace>> {
-        let entered: Vec<&Namespace> = base_order(base).collect();
-        let plan = ForkPlan {
+        let entered = base.entry_order(NOT_ENTERED);
+        let plan = ChildPlan {
             setns: entered
                 .iter()
                 .map(|ns| (ns.as_fd().as_raw_fd(), ns.kind().clone_flag()))
                 .collect(),
             unshare: self.kinds.iter().fold(0, |flags, k| flags | k.clone_flag()),
             private_mounts: self.kinds.contains(NsKind::Mnt),
+            chdir: None,
         };
-        let mut child = ForkedHelper::spawn(&plan).map_err(|(step, index, errno)| match step {
-            sys::STEP_SETNS => entered.get(index).map_or_else(
-                || self.failed("entering the base set", errno),
-                |ns| Error::enter(ns.id(), ns.path(), errno),
-            ),
-            sys::STEP_UNSHARE => self.failed("unshare", errno),
-            sys::STEP_MOUNT => self.failed("making the new mount namespace private", errno),
-            _ => self.failed("forking a helper process", errno),
+        let mut child = ForkedHelper::spawn(&plan).map_err(|failure| match failure.step {
+            ChildStep::Setns(i) if i < entered.len() => {
+                Error::enter(entered[i].id(), entered[i].path(), failure.errno)
+            }
+            step => self.failed(step.describe(), failure.errno),
         })?;
         let pid = child.pid();
         if self.kinds.contains(NsKind::User) {
@@ -212,19 +210,13 @@ impl Unshare {
     }
 }
 
-/// The base namespaces a creating thread or child enters first: every kind
-/// that shapes what is created (owner, copy source), in setns order; time
-/// and pid do not, and cannot always be entered.
-fn base_order(base: &NsSet) -> impl Iterator<Item = &Namespace> {
-    SETNS_ORDER
-        .into_iter()
-        .filter(|k| !matches!(k, NsKind::Pid | NsKind::Time))
-        .filter_map(|k| base.get(k))
-}
+/// The base kinds that do not shape what is created (the owner and the
+/// copy source do), and that a thread cannot always enter: pid and time.
+const NOT_ENTERED: NsKinds = NsKinds::of(NsKind::Pid).union(NsKinds::of(NsKind::Time));
 
 /// On a fresh thread: enter `base`, unshare `kinds`, open the new ones.
 fn create_on_this_thread(kinds: NsKinds, base: &NsSet) -> Result<Vec<Namespace>> {
-    for ns in base_order(base) {
+    for ns in base.entry_order(NOT_ENTERED) {
         if ns.kind() == NsKind::Mnt {
             sys::unshare_fs().map_err(|e| create_error(kinds, "unshare(CLONE_FS)", e))?;
         }

@@ -259,6 +259,16 @@ impl NsKinds {
         self.0 == 0
     }
 
+    /// The set of just `kind` (`From<NsKind>`, usable in constants).
+    pub const fn of(kind: NsKind) -> NsKinds {
+        NsKinds(kind.bit())
+    }
+
+    /// The kinds in either set (`|`, usable in constants).
+    pub const fn union(self, other: NsKinds) -> NsKinds {
+        NsKinds(self.0 | other.0)
+    }
+
     /// The kinds in both sets.
     pub const fn intersection(self, other: NsKinds) -> NsKinds {
         NsKinds(self.0 & other.0)

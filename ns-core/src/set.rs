@@ -308,6 +308,37 @@ impl NsSet {
         Executor::global()?.run(self, f)
     }
 
+    /// The order in which one thread (a forked child, or a creating thread)
+    /// enters the set's namespaces, `skip` left out: the namespaces not
+    /// owned by the set's user namespace first, then the user namespace, then
+    /// those it owns, which need the capabilities it grants. Without a user
+    /// namespace, [`SETNS_ORDER`].
+    pub(crate) fn entry_order(&self, skip: NsKinds) -> Vec<&Namespace> {
+        let kinds = SETNS_ORDER.into_iter().filter(|k| !skip.contains(*k));
+        let user = self
+            .get(NsKind::User)
+            .filter(|_| !skip.contains(NsKind::User));
+        let Some(user) = user else {
+            return kinds.filter_map(|k| self.get(k)).collect();
+        };
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for ns in kinds
+            .filter(|k| *k != NsKind::User)
+            .filter_map(|k| self.get(k))
+        {
+            // A namespace whose owner the caller cannot even see is not
+            // owned by `user`, which the caller holds.
+            if ns.owner().is_ok_and(|owner| owner == *user) {
+                after.push(ns);
+            } else {
+                before.push(ns);
+            }
+        }
+        before.push(user);
+        before.extend(after);
+        before
+    }
+
     /// The set as the executor sees it: borrowed handles.
     pub(crate) fn target(&self) -> Target<'_> {
         self.iter().fold(Target::default(), Target::with)

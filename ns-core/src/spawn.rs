@@ -14,8 +14,9 @@ use nix::fcntl::OFlag;
 use crate::error::{Error, Result};
 use crate::kind::{NsKind, NsKinds};
 use crate::namespace::Namespace;
-use crate::set::{NsSet, SETNS_ORDER};
-use crate::{sys, thread_state};
+use crate::set::NsSet;
+use crate::sys::{self, ChildFailure, ChildPlan, ChildStep};
+use crate::thread_state;
 
 /// Spawning a [`Command`] inside the namespaces of an [`NsSet`].
 ///
@@ -87,7 +88,8 @@ impl CommandExt for Command {
                 instead: "create it with NsSet::unshare or Unshare, then spawn_in that set",
             });
         }
-        let entered = child_order(set)?;
+        // pid is entered by the forking thread instead.
+        let entered = set.entry_order(NsKind::Pid.into());
         let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(|errno| Error::Io {
                 op: "creating a pipe for",
@@ -100,27 +102,29 @@ impl CommandExt for Command {
             .and_then(|dir| CString::new(dir.as_os_str().as_bytes()).ok());
         let hook = Arc::new(Hook {
             armed: AtomicBool::new(true),
-            setns: entered
-                .iter()
-                .map(|ns| (ns.as_fd().as_raw_fd(), ns.kind().clone_flag()))
-                .collect(),
-            unshare: new
-                .difference(NsKind::Pid.into())
-                .iter()
-                .fold(0, |f, k| f | k.clone_flag()),
-            private_mounts: new.contains(NsKind::Mnt),
-            chdir: if set.contains(NsKind::Mnt) || new.contains(NsKind::Mnt) {
-                cwd
-            } else {
-                None
+            plan: ChildPlan {
+                setns: entered
+                    .iter()
+                    .map(|ns| (ns.as_fd().as_raw_fd(), ns.kind().clone_flag()))
+                    .collect(),
+                unshare: new
+                    .difference(NsKind::Pid.into())
+                    .iter()
+                    .fold(0, |f, k| f | k.clone_flag()),
+                private_mounts: new.contains(NsKind::Mnt),
+                chdir: if set.contains(NsKind::Mnt) || new.contains(NsKind::Mnt) {
+                    cwd
+                } else {
+                    None
+                },
             },
             report: report_w.as_raw_fd(),
         });
         let in_child = Arc::clone(&hook);
         // SAFETY: the hook runs in the forked child before exec and makes
-        // only async-signal-safe system calls (setns, unshare, mount, chdir,
-        // write) on data prepared before the fork; it allocates nothing (an
-        // io::Error from an errno does not allocate).
+        // only async-signal-safe system calls (ChildPlan::apply's setns,
+        // unshare, mount, chdir, and a write) on data prepared before the
+        // fork; it allocates nothing (an io::Error from an errno does not).
         unsafe {
             self.pre_exec(move || in_child.run());
         }
@@ -166,49 +170,14 @@ impl CommandExt for Command {
     }
 }
 
-/// The namespaces the child enters, in order: those not owned by the set's
-/// user namespace, the user namespace, then those it owns. pid is entered
-/// by the forking thread instead.
-fn child_order(set: &NsSet) -> Result<Vec<&Namespace>> {
-    let kinds = SETNS_ORDER.into_iter().filter(|k| *k != NsKind::Pid);
-    let Some(user) = set.get(NsKind::User) else {
-        return Ok(kinds.filter_map(|k| set.get(k)).collect());
-    };
-    let (mut before, mut after) = (Vec::new(), Vec::new());
-    for ns in kinds
-        .filter(|k| *k != NsKind::User)
-        .filter_map(|k| set.get(k))
-    {
-        // A namespace whose owner the caller cannot even see is not owned
-        // by `user` (which the caller holds).
-        let owned = ns.owner().map(|owner| owner == *user).unwrap_or(false);
-        if owned {
-            after.push(ns)
-        } else {
-            before.push(ns)
-        }
-    }
-    before.push(user);
-    before.extend(after);
-    Ok(before)
-}
-
 /// What the child does before exec. Shared with the hook through an `Arc`,
 /// read-only while armed.
 struct Hook {
     armed: AtomicBool,
-    setns: Vec<(RawFd, i32)>,
-    unshare: i32,
-    private_mounts: bool,
-    chdir: Option<CString>,
-    /// Where the child reports which step failed: `[index, errno]`.
+    plan: ChildPlan,
+    /// Where the child reports which step failed.
     report: RawFd,
 }
-
-/// The index reported for a failed `unshare` or mount in the child.
-const STEP_UNSHARE: u32 = u32::MAX;
-const STEP_MOUNT: u32 = u32::MAX - 1;
-const STEP_CHDIR: u32 = u32::MAX - 2;
 
 impl Hook {
     /// In the child: async-signal-safe system calls only.
@@ -216,50 +185,9 @@ impl Hook {
         if !self.armed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        for (i, &(fd, flag)) in self.setns.iter().enumerate() {
-            // SAFETY: setns(2) on an fd inherited from the parent.
-            if unsafe { libc::setns(fd, flag) } != 0 {
-                return Err(self.fail(i as u32));
-            }
-        }
-        // SAFETY: unshare(2) takes flags only.
-        if self.unshare != 0 && unsafe { libc::unshare(self.unshare) } != 0 {
-            return Err(self.fail(STEP_UNSHARE));
-        }
-        if self.private_mounts {
-            let flags = (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong;
-            // SAFETY: mount(2) with a NUL-terminated target and null
-            // optional arguments.
-            let rc = unsafe {
-                libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    flags,
-                    std::ptr::null(),
-                )
-            };
-            if rc != 0 {
-                return Err(self.fail(STEP_MOUNT));
-            }
-        }
-        if let Some(dir) = &self.chdir {
-            // SAFETY: chdir(2) with a NUL-terminated path.
-            if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
-                return Err(self.fail(STEP_CHDIR));
-            }
-        }
-        Ok(())
-    }
-
-    fn fail(&self, step: u32) -> std::io::Error {
-        let errno = Errno::last_raw();
-        let mut msg = [0u8; 8];
-        msg[..4].copy_from_slice(&step.to_le_bytes());
-        msg[4..].copy_from_slice(&errno.to_le_bytes());
-        // SAFETY: write(2) from a valid buffer of that length.
-        unsafe { libc::write(self.report, msg.as_ptr().cast(), msg.len()) };
-        std::io::Error::from_raw_os_error(errno)
+        self.plan
+            .apply()
+            .map_err(|failure| failure.send(self.report))
     }
 }
 
@@ -271,26 +199,22 @@ fn child_failure(
     new: NsKinds,
     io: std::io::Error,
 ) -> Error {
-    let mut msg = [0u8; 8];
-    if let Ok(8) = nix::unistd::read(report.as_fd(), &mut msg) {
-        let step = u32::from_le_bytes([msg[0], msg[1], msg[2], msg[3]]);
-        let errno = Errno::from_raw(i32::from_le_bytes([msg[4], msg[5], msg[6], msg[7]]));
-        if let Some(ns) = entered.get(step as usize) {
-            return Error::enter(ns.id(), ns.path(), errno);
-        }
-        let step = match step {
-            STEP_UNSHARE => "unshare in the child",
-            STEP_MOUNT => "making the new mount namespace private in the child",
-            _ => "changing to the working directory inside the mount namespace",
-        };
-        return Error::Create {
-            kinds: new,
-            step,
+    match ChildFailure::receive(report.as_fd()) {
+        Some(Err(ChildFailure {
+            step: ChildStep::Setns(i),
             errno,
-        };
-    }
-    Error::Spawn {
-        program: cmd.get_program().to_string_lossy().into_owned(),
-        errno: Errno::from_raw(io.raw_os_error().unwrap_or(0)),
+        })) if i < entered.len() => {
+            let ns = entered[i];
+            Error::enter(ns.id(), ns.path(), errno)
+        }
+        Some(Err(failure)) => Error::Create {
+            kinds: new,
+            step: failure.step.describe(),
+            errno: failure.errno,
+        },
+        _ => Error::Spawn {
+            program: cmd.get_program().to_string_lossy().into_owned(),
+            errno: Errno::from_raw(io.raw_os_error().unwrap_or(0)),
+        },
     }
 }

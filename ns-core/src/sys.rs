@@ -3,7 +3,7 @@
 //! This is the only module with `unsafe` code: the `NS_GET_NSTYPE` ioctl,
 //! which no safe wrapper offers.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -96,13 +96,6 @@ pub(crate) fn setns(fd: impl AsFd, kind: NsKind) -> Result<(), Errno> {
     nix::sched::setns(fd, CloneFlags::from_bits_retain(kind.clone_flag()))
 }
 
-/// `fstatat(2)` following links: `(st_dev, st_ino)` of `name` in `dir`.
-pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &str) -> Result<(u64, u64), Errno> {
-    let st = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::empty())?;
-    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
-    Ok((st.st_dev as u64, st.st_ino as u64))
-}
-
 /// `unshare(CLONE_FS)`: gives the calling thread its own root, cwd and
 /// umask, which it needs before it can change mount namespace.
 pub(crate) fn unshare_fs() -> Result<(), Errno> {
@@ -148,30 +141,164 @@ pub(crate) struct ForkedHelper {
     go: Option<OwnedFd>,
 }
 
-/// What the forked child does, prepared in the parent: the child may only
-/// make async-signal-safe system calls, so nothing in it allocates.
-pub(crate) struct ForkPlan {
+/// What a forked child does before it waits (a creation helper) or execs
+/// (a spawned process), prepared in the parent: a child forked from a
+/// multithreaded process may only make async-signal-safe system calls, so
+/// [`ChildPlan::apply`] allocates nothing and takes no lock.
+pub(crate) struct ChildPlan {
     /// `(fd, CLONE_NEW*)` to `setns` into, in order.
-    pub(crate) setns: Vec<(std::os::fd::RawFd, i32)>,
-    /// Flags for one `unshare(2)`.
+    pub(crate) setns: Vec<(RawFd, i32)>,
+    /// Flags for one `unshare(2)` after that (0: none).
     pub(crate) unshare: i32,
-    /// Whether to make `/` private recursively after unsharing.
+    /// Whether to make every mount private (`MS_REC | MS_PRIVATE` on `/`)
+    /// after unsharing, so that nothing mounted later propagates out.
     pub(crate) private_mounts: bool,
+    /// A directory to change to at the end (resolved in the namespaces).
+    pub(crate) chdir: Option<std::ffi::CString>,
 }
 
-/// The step of the child that failed, as reported through the pipe.
-pub(crate) const STEP_SETNS: u8 = 1;
-pub(crate) const STEP_UNSHARE: u8 = 2;
-pub(crate) const STEP_MOUNT: u8 = 3;
+/// The step of a [`ChildPlan`] that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChildStep {
+    /// Before the plan: the pipe, the fork, or the child died unheard.
+    Start,
+    /// `setns` into the plan's namespace at this index.
+    Setns(usize),
+    Unshare,
+    PrivateMounts,
+    Chdir,
+}
+
+impl ChildStep {
+    /// The step, for error messages.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            ChildStep::Start => "starting a helper process",
+            ChildStep::Setns(_) => "setns in the child",
+            ChildStep::Unshare => "unshare in the child",
+            ChildStep::PrivateMounts => "making the new mount namespace private",
+            ChildStep::Chdir => "changing to the working directory inside the mount namespace",
+        }
+    }
+}
+
+/// A failed step of a [`ChildPlan`], with its errno; crosses a pipe from the
+/// child to the parent as 9 bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChildFailure {
+    pub(crate) step: ChildStep,
+    pub(crate) errno: Errno,
+}
+
+impl ChildFailure {
+    const LEN: usize = 9;
+
+    fn start(errno: Errno) -> ChildFailure {
+        ChildFailure {
+            step: ChildStep::Start,
+            errno,
+        }
+    }
+
+    /// Writes the outcome of a plan to `fd` (all zeros: it succeeded).
+    /// Async-signal-safe.
+    fn report(outcome: Result<(), ChildFailure>, fd: RawFd) {
+        let mut msg = [0u8; Self::LEN];
+        if let Err(failure) = outcome {
+            let (tag, index) = match failure.step {
+                ChildStep::Start => (1, 0),
+                ChildStep::Setns(i) => (2, i as u32),
+                ChildStep::Unshare => (3, 0),
+                ChildStep::PrivateMounts => (4, 0),
+                ChildStep::Chdir => (5, 0),
+            };
+            msg[0] = tag;
+            msg[1..5].copy_from_slice(&index.to_le_bytes());
+            msg[5..9].copy_from_slice(&(failure.errno as i32).to_le_bytes());
+        }
+        // SAFETY: write(2) from a valid buffer of that length.
+        unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+    }
+
+    /// Reads an outcome written by [`report`](Self::report): `None` when
+    /// nothing (complete) was written, else the plan's result.
+    pub(crate) fn receive(fd: BorrowedFd<'_>) -> Option<Result<(), ChildFailure>> {
+        let mut msg = [0u8; Self::LEN];
+        if read_full(fd, &mut msg) != Self::LEN {
+            return None;
+        }
+        let index = u32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]) as usize;
+        let errno = Errno::from_raw(i32::from_le_bytes([msg[5], msg[6], msg[7], msg[8]]));
+        let step = match msg[0] {
+            0 => return Some(Ok(())),
+            2 => ChildStep::Setns(index),
+            3 => ChildStep::Unshare,
+            4 => ChildStep::PrivateMounts,
+            5 => ChildStep::Chdir,
+            _ => ChildStep::Start,
+        };
+        Some(Err(ChildFailure { step, errno }))
+    }
+
+    /// Reports this failure on `fd` and returns it as the `io::Error`
+    /// `pre_exec` expects (which does not allocate). Async-signal-safe.
+    pub(crate) fn send(self, fd: RawFd) -> std::io::Error {
+        Self::report(Err(self), fd);
+        std::io::Error::from_raw_os_error(self.errno as i32)
+    }
+}
+
+impl ChildPlan {
+    /// Carries out the plan on the calling thread. Meant for a forked child:
+    /// async-signal-safe system calls only, nothing allocated.
+    pub(crate) fn apply(&self) -> Result<(), ChildFailure> {
+        let failed = |step| ChildFailure {
+            step,
+            errno: Errno::last(),
+        };
+        for (i, &(fd, flag)) in self.setns.iter().enumerate() {
+            // SAFETY: setns(2) on a descriptor inherited from the parent.
+            if unsafe { libc::setns(fd, flag) } != 0 {
+                return Err(failed(ChildStep::Setns(i)));
+            }
+        }
+        // SAFETY: unshare(2) takes flags only.
+        if self.unshare != 0 && unsafe { libc::unshare(self.unshare) } != 0 {
+            return Err(failed(ChildStep::Unshare));
+        }
+        if self.private_mounts {
+            let flags = (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong;
+            // SAFETY: mount(2) with a NUL-terminated target and null
+            // pointers for the optional arguments.
+            let rc = unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    flags,
+                    std::ptr::null(),
+                )
+            };
+            if rc != 0 {
+                return Err(failed(ChildStep::PrivateMounts));
+            }
+        }
+        if let Some(dir) = &self.chdir {
+            // SAFETY: chdir(2) with a NUL-terminated path.
+            if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
+                return Err(failed(ChildStep::Chdir));
+            }
+        }
+        Ok(())
+    }
+}
 
 impl ForkedHelper {
     /// Forks the child, runs `plan` in it, and waits for its report.
-    /// On a failure in the child, returns `(step, index, errno)`.
-    pub(crate) fn spawn(plan: &ForkPlan) -> Result<ForkedHelper, (u8, usize, Errno)> {
+    pub(crate) fn spawn(plan: &ChildPlan) -> Result<ForkedHelper, ChildFailure> {
         use nix::unistd::{pipe2, ForkResult};
-        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| (0, 0, e))?;
-        let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| (0, 0, e))?;
-        let root = c"/";
+        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(ChildFailure::start)?;
+        let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(ChildFailure::start)?;
         // Every fd the child needs; it closes all others, which other
         // threads' helpers may have left in it (close-on-exec does not help
         // a child that never execs).
@@ -180,14 +307,12 @@ impl ForkedHelper {
         keep.sort_unstable();
         keep.dedup();
         // SAFETY: the child runs `child_main` only, which makes raw,
-        // async-signal-safe system calls (setns, unshare, mount, write,
-        // read, _exit) on data prepared before the fork, never allocates,
-        // takes no lock and never returns: safe after fork() in a
-        // multithreaded process.
-        match unsafe { nix::unistd::fork() }.map_err(|e| (0, 0, e))? {
-            ForkResult::Child => {
-                child_main(plan, &keep, ready_w.as_raw_fd(), go_r.as_raw_fd(), root)
-            }
+        // async-signal-safe system calls (close_range, the plan's setns,
+        // unshare, mount, then write, read, _exit) on data prepared before
+        // the fork, never allocates, takes no lock and never returns: safe
+        // after fork() in a multithreaded process.
+        match unsafe { nix::unistd::fork() }.map_err(ChildFailure::start)? {
+            ForkResult::Child => child_main(plan, &keep, ready_w.as_raw_fd(), go_r.as_raw_fd()),
             ForkResult::Parent { child } => {
                 drop(ready_w);
                 drop(go_r);
@@ -195,20 +320,16 @@ impl ForkedHelper {
                     pid: child,
                     go: Some(go_w),
                 };
-                let mut report = [0u8; 9];
-                let n = read_full(ready_r.as_fd(), &mut report);
-                if n != report.len() {
-                    helper.release();
-                    return Err((0, 0, Errno::ECHILD));
-                }
-                if report[0] != 0 {
-                    let index =
-                        u32::from_le_bytes([report[1], report[2], report[3], report[4]]) as usize;
-                    let errno = i32::from_le_bytes([report[5], report[6], report[7], report[8]]);
-                    helper.release();
-                    return Err((report[0], index, Errno::from_raw(errno)));
-                }
-                Ok(helper)
+                let failure = match ChildFailure::receive(ready_r.as_fd()) {
+                    Some(Ok(())) => return Ok(helper),
+                    Some(Err(failure)) => failure,
+                    None => ChildFailure::start(Errno::ECHILD),
+                };
+                // The child has exited (or died): reap it without writing
+                // into a pipe nobody reads.
+                drop(helper.go.take());
+                helper.reap();
+                Err(failure)
             }
         }
     }
@@ -224,8 +345,12 @@ impl ForkedHelper {
             // this pipe's write end for a moment, so EOF may come late.
             let _ = nix::unistd::write(&go, &[1]);
             drop(go);
-            while let Err(Errno::EINTR) = nix::sys::wait::waitpid(self.pid, None) {}
+            self.reap();
         }
+    }
+
+    fn reap(&self) {
+        while let Err(Errno::EINTR) = nix::sys::wait::waitpid(self.pid, None) {}
     }
 }
 
@@ -249,7 +374,7 @@ fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> usize {
 }
 
 /// The forked child: async-signal-safe system calls only.
-fn child_main(plan: &ForkPlan, keep: &[i32], ready: i32, go: i32, root: &std::ffi::CStr) -> ! {
+fn child_main(plan: &ChildPlan, keep: &[i32], ready: i32, go: i32) -> ! {
     // Close every inherited fd but `keep` (sorted), so that no other
     // thread's pipe stays open here.
     let mut next: u32 = 3;
@@ -263,53 +388,17 @@ fn child_main(plan: &ForkPlan, keep: &[i32], ready: i32, go: i32, root: &std::ff
     }
     // SAFETY: as above.
     unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) };
-    fn report(ready: i32, step: u8, index: usize, errno: i32) {
-        let mut msg = [0u8; 9];
-        msg[0] = step;
-        msg[1..5].copy_from_slice(&(index as u32).to_le_bytes());
-        msg[5..9].copy_from_slice(&errno.to_le_bytes());
-        // SAFETY: write(2) from a valid buffer of that length.
-        unsafe { libc::write(ready, msg.as_ptr().cast(), msg.len()) };
+    let outcome = plan.apply();
+    let failed = outcome.is_err();
+    ChildFailure::report(outcome, ready);
+    if !failed {
+        let mut byte = 0u8;
+        // SAFETY: read(2) into a one-byte buffer; returns when the parent
+        // writes its byte or closes its end.
+        unsafe { libc::read(go, (&mut byte as *mut u8).cast(), 1) };
     }
-    fn fail(ready: i32, step: u8, index: usize) -> ! {
-        report(ready, step, index, Errno::last_raw());
-        // SAFETY: _exit(2) ends the child without running any Rust code.
-        unsafe { libc::_exit(1) }
-    }
-    for (i, &(fd, flag)) in plan.setns.iter().enumerate() {
-        // SAFETY: setns(2) on a descriptor inherited from the parent.
-        if unsafe { libc::setns(fd, flag) } != 0 {
-            fail(ready, STEP_SETNS, i);
-        }
-    }
-    // SAFETY: unshare(2) takes flags only.
-    if plan.unshare != 0 && unsafe { libc::unshare(plan.unshare) } != 0 {
-        fail(ready, STEP_UNSHARE, 0);
-    }
-    if plan.private_mounts {
-        let flags = (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong;
-        // SAFETY: mount(2) with a NUL-terminated target and null pointers
-        // for the optional arguments.
-        let rc = unsafe {
-            libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                flags,
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
-            fail(ready, STEP_MOUNT, 0);
-        }
-    }
-    report(ready, 0, 0, 0);
-    let mut byte = 0u8;
-    // SAFETY: read(2) into a one-byte buffer; returns at EOF when the
-    // parent drops its end.
-    unsafe { libc::read(go, (&mut byte as *mut u8).cast(), 1) };
-    // SAFETY: as above.
-    unsafe { libc::_exit(0) }
+    // SAFETY: _exit(2) ends the child without running any Rust code.
+    unsafe { libc::_exit(i32::from(failed)) }
 }
 
 nix::ioctl_none!(

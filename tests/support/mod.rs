@@ -29,12 +29,15 @@ pub fn unique_name(prefix: &str) -> String {
 /// The inode number in a `/proc/.../ns/*` link target like `net:[4026531833]`.
 pub fn link_ino(link: impl AsRef<Path>) -> u64 {
     let link = link.as_ref();
-    let target = std::fs::read_link(link).unwrap_or_else(|e| panic!("readlink {link:?}: {e}"));
+    try_link_ino(link).unwrap_or_else(|| panic!("no namespace link at {link:?}"))
+}
+
+/// [`link_ino`], or `None` if the link is gone (its thread exited).
+pub fn try_link_ino(link: impl AsRef<Path>) -> Option<u64> {
+    let target = std::fs::read_link(link).ok()?;
     let target = target.to_string_lossy();
-    let start = target.find('[').expect("[ in ns link") + 1;
-    target[start..target.len() - 1]
-        .parse()
-        .expect("inode number in ns link")
+    let start = target.find('[')? + 1;
+    target.get(start..target.len() - 1)?.parse().ok()
 }
 
 /// The `/proc` file that shows what `setns` of `kind` changes on a thread.
@@ -374,12 +377,8 @@ pub fn strays(host: &[(NsKind, u64)]) -> Vec<(String, NsKind, u64)> {
                 NsKind::Time => "time_for_children",
                 k => k.proc_name(),
             };
-            let link = dir.join("ns").join(file);
-            if std::fs::symlink_metadata(&link).is_err() {
-                continue; // exited meanwhile
-            }
-            let seen = std::panic::catch_unwind(|| link_ino(&link));
-            if let Ok(seen) = seen {
+            // None: the thread exited meanwhile.
+            if let Some(seen) = try_link_ino(dir.join("ns").join(file)) {
                 if seen != *ino {
                     out.push((comm.trim().to_string(), *kind, seen));
                 }

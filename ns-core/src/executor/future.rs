@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, Result};
 use crate::executor::target::Target;
-use crate::executor::task::{OwnedTask, Task};
+use crate::executor::task::{OwnedTask, Task, Work};
 use crate::executor::Executor;
 use crate::set::NsSet;
 use crate::thread_state;
@@ -137,11 +137,11 @@ impl Executor {
         };
         let shared = &self.handle.shared;
         let desired = shared.home_profile.overlaid(&set.target());
-        let task = Task::Owned(Box::new(OwnedTask {
+        let work = Work::Owned(Box::new(OwnedTask {
             set,
             job: Some(Box::new(job)),
         }));
-        shared.dispatch(task, desired, super::worker::is_worker());
+        shared.dispatch(Task { work, desired }, super::worker::is_worker());
         future
     }
 }

@@ -13,8 +13,9 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::executor::target::Profile;
 use crate::executor::target::Target;
-use crate::executor::task::Task;
+use crate::executor::task::{Task, Work};
 
 /// What a worker does with a [`Task`]: run the closure, or refuse it.
 type Job<'a> = dyn FnMut(Option<Error>) + Send + 'a;
@@ -84,6 +85,7 @@ impl Drop for ScopedTask {
 /// finished with. Spins for `spin` before parking.
 pub(crate) fn call<'a, R, F>(
     target: &Target<'a>,
+    desired: Profile,
     f: F,
     spin: Duration,
     submit: impl FnOnce(Task),
@@ -112,12 +114,15 @@ where
     // SAFETY: as above, for the borrowed namespaces of the call.
     let target_ptr =
         unsafe { std::mem::transmute::<*const Target<'_>, *const Target<'static>>(target) };
-    let task = Task::Scoped(ScopedTask {
-        job: job_ptr,
-        target: target_ptr,
-        done: &done,
-        caller: Some(thread::current()),
-    });
+    let task = Task {
+        work: Work::Scoped(ScopedTask {
+            job: job_ptr,
+            target: target_ptr,
+            done: &done,
+            caller: Some(thread::current()),
+        }),
+        desired,
+    };
     // `submit` only moves the task along; if it unwinds, the task is
     // dropped on the way, which sets `done` first.
     let submitted = catch_unwind(AssertUnwindSafe(|| submit(task)));

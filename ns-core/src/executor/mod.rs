@@ -249,8 +249,8 @@ impl Executor {
         if on_worker && thread_state::depth() == 0 && desired.matches_current_thread()? {
             return Ok(f());
         }
-        let outcome = handoff::call(target, f, shared.config.spin, |task| {
-            shared.dispatch(task, desired, on_worker);
+        let outcome = handoff::call(target, desired, f, shared.config.spin, |task| {
+            shared.dispatch(task, on_worker);
         })?;
         match outcome {
             Ok(value) => Ok(value),

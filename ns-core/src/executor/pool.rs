@@ -83,7 +83,7 @@ struct Pool {
     /// Idle workers, most recently used last.
     idle: Vec<Idle>,
     /// Owned tasks that found every worker busy at the cap, oldest first.
-    pending: std::collections::VecDeque<(Task, Profile)>,
+    pending: std::collections::VecDeque<Task>,
     /// Live workers, busy or idle (or being started).
     total: usize,
     /// Callers waiting for a worker.
@@ -169,9 +169,10 @@ impl Shared {
         Ok(shared)
     }
 
-    /// Gives `task`, which wants `desired`, to a worker: an idle one already
+    /// Gives `task` to a worker: an idle one already
     /// there, else an idle one that can switch, else a new one, else waits.
-    pub(crate) fn dispatch(&self, task: Task, desired: Profile, caller_is_worker: bool) {
+    pub(crate) fn dispatch(&self, task: Task, caller_is_worker: bool) {
+        let desired = task.desired;
         let one_way = self.one_way;
         // Already where the call needs it for every one-way kind.
         let settled = |w: &Profile| one_way.iter().all(|k| w.get(k) == desired.get(k));
@@ -217,7 +218,7 @@ impl Shared {
             // An owned task never blocks its submitter: it waits in the queue
             // for the next worker that frees up.
             if task.is_owned() {
-                pool.pending.push_back((task, desired));
+                pool.pending.push_back(task);
                 return;
             }
             pool.waiting += 1;
@@ -264,13 +265,13 @@ impl Shared {
         if let Some(i) = pool
             .pending
             .iter()
-            .position(|(_, desired)| self.can_serve(&profile, desired))
+            .position(|task| self.can_serve(&profile, &task.desired))
         {
-            if let Some((task, _)) = pool.pending.remove(i) {
+            if let Some(task) = pool.pending.remove(i) {
                 return AfterCall::Serve(task);
             }
         }
-        if let Some((task, _)) = pool.pending.pop_front() {
+        if let Some(task) = pool.pending.pop_front() {
             drop(pool);
             self.spawn(task); // this worker's place goes to the new one
             return AfterCall::Exit;
@@ -290,7 +291,7 @@ impl Shared {
     pub(crate) fn forget_worker(&self) {
         let mut pool = lock(&self.pool);
         if !pool.shutdown {
-            if let Some((task, _)) = pool.pending.pop_front() {
+            if let Some(task) = pool.pending.pop_front() {
                 drop(pool);
                 self.spawn(task);
                 return;
@@ -361,7 +362,7 @@ impl Shared {
         for w in idle {
             w.worker.send(Msg::Exit);
         }
-        for (task, _) in pending {
+        for task in pending {
             task.finish(Some(Error::Worker {
                 reason: "the executor was shut down".into(),
             }));

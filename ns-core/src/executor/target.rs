@@ -6,20 +6,15 @@ use crate::error::{Error, Result};
 use crate::id::NsId;
 use crate::kind::NsKind;
 use crate::namespace::Namespace;
+use crate::set::SETNS_ORDER;
 use crate::{sys, thread_state};
 
-/// The kinds a worker keeps track of: every kind a thread can change for
-/// itself. A thread of a multithreaded process can never change its user
-/// namespace, so that one is left out.
-pub(crate) const TRACKED: [NsKind; 7] = [
-    NsKind::Cgroup,
-    NsKind::Ipc,
-    NsKind::Uts,
-    NsKind::Net,
-    NsKind::Pid,
-    NsKind::Mnt,
-    NsKind::Time,
-];
+/// The kinds a worker keeps track of, in setns order: every kind a thread
+/// can change for itself. A thread of a multithreaded process can never
+/// change its user namespace, so that one is left out.
+pub(crate) fn tracked() -> impl Iterator<Item = NsKind> {
+    SETNS_ORDER.into_iter().filter(|k| *k != NsKind::User)
+}
 
 /// The namespaces a call should run in, borrowed: at most one per kind.
 #[derive(Clone, Copy, Default)]
@@ -58,53 +53,50 @@ impl<'a> Target<'a> {
     }
 }
 
-/// The namespace ids of a thread, for every [`TRACKED`] kind.
+/// Where a thread is: the inode number of its namespace of every
+/// [`tracked`] kind (0 for the user namespace, which is not tracked).
+///
+/// The inode number alone is exact: every namespace a profile names is
+/// alive (a thread is in it, or a handle holds it), and no two live
+/// namespaces share an inode of the one nsfs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Profile {
-    ids: [Option<NsId>; NsKind::COUNT],
+    inos: [u64; NsKind::COUNT],
 }
 
 impl Profile {
-    /// Reads the calling thread's profile from `/proc/thread-self/ns`,
-    /// without opening anything: one `fstatat` per kind.
+    /// Reads the calling thread's profile from `/proc/thread-self/ns`.
     pub(crate) fn of_current_thread() -> Result<Profile> {
         let dir = thread_state::ns_dir(NsKind::Net)?;
-        let mut ids = [None; NsKind::COUNT];
-        for kind in TRACKED {
-            ids[kind.index()] = Some(stat_id(dir.as_fd(), kind)?);
+        let mut inos = [0; NsKind::COUNT];
+        for kind in tracked() {
+            inos[kind.index()] = read_ino(dir.as_fd(), kind)?;
         }
-        Ok(Profile { ids })
+        Ok(Profile { inos })
     }
 
     /// Whether the calling thread is still exactly where this profile says,
     /// for every tracked kind. Reads the links' text (`readlinkat`), which
     /// unlike following them (`fstatat`) does not make the kernel build a
-    /// file for the namespace: 1.7 us a kind instead of up to 4.2 us. The
-    /// inode number alone is exact here: the thread is in each namespace it
-    /// checks, so they are alive, and no two live namespaces share one.
+    /// file for the namespace: 1.7 us a kind instead of up to 4.2 us.
     pub(crate) fn matches_current_thread(&self) -> Result<bool> {
         let dir = thread_state::ns_dir(NsKind::Net)?;
-        for kind in TRACKED {
-            let name = kind.thread_proc_name();
-            let ino = sys::link_ino_at(dir.as_fd(), name).map_err(|errno| Error::Io {
-                op: "reading",
-                kind,
-                path: Some(std::path::Path::new(thread_state::THREAD_NS_DIR).join(name)),
-                errno,
-            })?;
-            if self.get(kind).map(NsId::ino) != Some(ino) {
+        for kind in tracked() {
+            if read_ino(dir.as_fd(), kind)? != self.get(kind) {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    pub(crate) fn get(&self, kind: NsKind) -> Option<NsId> {
-        self.ids[kind.index()]
+    /// The inode number of the namespace of `kind`.
+    pub(crate) fn get(&self, kind: NsKind) -> u64 {
+        self.inos[kind.index()]
     }
 
+    /// Records that the thread is in `id`.
     pub(crate) fn set(&mut self, id: NsId) {
-        self.ids[id.kind().index()] = Some(id);
+        self.inos[id.kind().index()] = id.ino();
     }
 
     /// This profile with the target's namespaces in place of its own.
@@ -116,15 +108,14 @@ impl Profile {
     }
 }
 
-/// The id of the calling thread's namespace of `kind`, by `fstatat` on its
-/// `/proc/thread-self/ns` directory.
-pub(crate) fn stat_id(dir: BorrowedFd<'_>, kind: NsKind) -> Result<NsId> {
+/// The inode number of the calling thread's namespace of `kind`, from the
+/// text of its link in the thread's `/proc/thread-self/ns` directory.
+fn read_ino(dir: BorrowedFd<'_>, kind: NsKind) -> Result<u64> {
     let name = kind.thread_proc_name();
-    let (dev, ino) = sys::stat_at(dir, name).map_err(|errno| Error::Io {
-        op: "inspecting",
+    sys::link_ino_at(dir, name).map_err(|errno| Error::Io {
+        op: "reading",
         kind,
         path: Some(std::path::Path::new(thread_state::THREAD_NS_DIR).join(name)),
         errno,
-    })?;
-    Ok(NsId::new(kind, dev, ino))
+    })
 }

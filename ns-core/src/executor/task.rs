@@ -2,14 +2,23 @@
 
 use crate::error::Error;
 use crate::executor::handoff::ScopedTask;
-use crate::executor::target::Target;
+use crate::executor::target::{Profile, Target};
 use crate::set::NsSet;
 
 /// The job of an owned task: runs the body (`None`) or reports why not.
 pub(crate) type OwnedJob = Box<dyn FnOnce(Option<Error>) + Send>;
 
-/// A call for a worker.
-pub(crate) enum Task {
+/// A call for a worker, with the namespaces it wants, worked out once where
+/// the call is made.
+pub(crate) struct Task {
+    pub(crate) work: Work,
+    /// Every tracked kind the worker must be in: the target's namespaces,
+    /// the executor's home for the rest.
+    pub(crate) desired: Profile,
+}
+
+/// Who owns a call's closure and namespaces.
+pub(crate) enum Work {
     /// Lent by a caller that blocks until it is finished (`run`).
     Scoped(ScopedTask),
     /// Owned by the executor, with its own handles: nobody waits on a
@@ -37,23 +46,23 @@ impl Drop for OwnedTask {
 impl Task {
     /// The namespaces to run in.
     pub(crate) fn target(&self) -> Target<'_> {
-        match self {
-            Task::Scoped(task) => *task.target(),
-            Task::Owned(task) => task.set.target(),
+        match &self.work {
+            Work::Scoped(task) => *task.target(),
+            Work::Owned(task) => task.set.target(),
         }
     }
 
     /// Whether nobody blocks on this task, so it may wait in a queue.
     pub(crate) fn is_owned(&self) -> bool {
-        matches!(self, Task::Owned(_))
+        matches!(self.work, Work::Owned(_))
     }
 
     /// Runs the body on this thread (`failure` = `None`) or reports
     /// `failure`, and releases whoever waits for the result.
     pub(crate) fn finish(self, failure: Option<Error>) {
-        match self {
-            Task::Scoped(task) => task.finish(failure),
-            Task::Owned(mut task) => {
+        match self.work {
+            Work::Scoped(task) => task.finish(failure),
+            Work::Owned(mut task) => {
                 if let Some(job) = task.job.take() {
                     job(failure);
                 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::executor::pool::AfterCall;
 use crate::executor::pool::{Msg, Shared, WorkerHandle};
-use crate::executor::target::{Profile, Target};
+use crate::executor::target::{tracked, Profile, Target};
 use crate::executor::task::Task;
 use crate::kind::NsKind;
 use crate::namespace::Namespace;
@@ -94,11 +94,7 @@ pub(crate) fn main(shared: Arc<Shared>, first: Task) {
 /// namespaces are exactly what `state` says, no guard is left on it, and it
 /// is not poisoned.
 fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
-    let switched = {
-        let target = task.target();
-        let desired = shared.home_profile.overlaid(&target);
-        switch(shared, state, &target, &desired)
-    };
+    let switched = switch(shared, state, &task.target(), &task.desired);
     if let Err(err) = switched {
         task.finish(Some(err));
         // Retire it: the failure may lie in the worker itself (a body may
@@ -124,11 +120,9 @@ fn switch(
     target: &Target<'_>,
     desired: &Profile,
 ) -> Result<()> {
-    for kind in SETNS_ORDER {
-        if kind == NsKind::User
-            || kind == NsKind::Time
-            || state.profile.get(kind) == desired.get(kind)
-        {
+    // Time is tracked but never switched: no call can ask for it.
+    for kind in tracked().filter(|k| *k != NsKind::Time) {
+        if state.profile.get(kind) == desired.get(kind) {
             continue;
         }
         let Some(ns) = target.get(kind).or_else(|| shared.home.get(kind)) else {
