@@ -131,9 +131,9 @@ pub use ns_macros::in_namespace;
 
 pub use ns_core::netns;
 pub use ns_core::{
-    is_poisoned, poison_reason, Builder, CommandExt, Errno, Error, Executor, IdMap, IntoIter, Iter,
-    KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder, Result,
-    RunAsync, Unshare, NETNS_DIRS,
+    is_poisoned, poison_reason, Builder, CommandExt, Credentials, Errno, Error, Executor, IdMap,
+    IntoIter, Iter, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder,
+    Result, RunAsync, Unshare, NETNS_DIRS,
 };
 
 #[doc(hidden)]

@@ -22,9 +22,15 @@ fn open(temp: &TempNs) -> Namespace {
 fn a_worker_that_can_no_longer_switch_is_retired() {
     let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
     let (set_a, set_b) = (NsSet::from(open(&a)), NsSet::from(open(&b)));
-    let executor = Executor::builder().max_workers(1).build().unwrap();
-    // A body breaks its worker in a way no check after the call can see: a
-    // seccomp filter (per thread) that fails every setns of a netns.
+    // Without the check after each call, which would retire the worker at
+    // once (tests/thread_state.rs), the broken worker is still used.
+    let executor = Executor::builder()
+        .max_workers(1)
+        .check_after_call(false)
+        .build()
+        .unwrap();
+    // A body breaks its worker: a seccomp filter (per thread) that fails
+    // every setns of a netns.
     let first = executor
         .run(&set_a, || {
             support::fail_setns_on_this_thread(libc::CLONE_NEWNET, libc::EDOM);

@@ -66,11 +66,14 @@ fn what_nsguard_adds_ip_netns_lists_and_execs_in() {
         .map(str::trim)
         .collect();
     assert_eq!(names, ["lo"]);
-    // The directory is a shared mount, as iproute2 makes it.
+    // The directory is a shared mount, as iproute2 makes it. (Processes
+    // that prepared it at the same moment may each have bound it onto
+    // itself, as `ip netns add` can: the topmost mount is the one in use.)
     let line = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .find(|l| l.split_whitespace().nth(4) == Some("/run/netns"))
+        .filter(|l| l.split_whitespace().nth(4) == Some("/run/netns"))
+        .last()
         .map(str::to_owned)
         .expect("/run/netns is a mount point");
     assert!(line.contains("shared:"), "{line}");

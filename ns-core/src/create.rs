@@ -122,19 +122,16 @@ impl Unshare {
         if self.kinds.is_empty() {
             return Ok(result);
         }
+        // Kinds of `base` the calling thread is in need no switch (a
+        // container's set often has the host's user or time namespace).
+        let base = &base.to_enter()?;
         let created = if self.kinds.contains(NsKind::User) || base.contains(NsKind::User) {
             self.create_in_child(base)?
         } else {
             let kinds = self.kinds;
-            std::thread::scope(|s| {
-                s.spawn(|| create_on_this_thread(kinds, base))
-                    .join()
-                    .unwrap_or_else(|_| {
-                        Err(Error::Worker {
-                            reason: "the helper thread panicked".into(),
-                        })
-                    })
-            })?
+            crate::threads::on_new_thread("create namespaces", || {
+                create_on_this_thread(kinds, base)
+            })??
         };
         result.extend(created);
         Ok(result)
@@ -150,6 +147,7 @@ impl Unshare {
                 .collect(),
             unshare: self.kinds.iter().fold(0, |flags, k| flags | k.clone_flag()),
             private_mounts: self.kinds.contains(NsKind::Mnt),
+            creds: None,
             chdir: None,
         };
         let mut child = ForkedHelper::spawn(&plan).map_err(|failure| match failure.step {

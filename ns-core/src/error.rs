@@ -250,6 +250,28 @@ pub enum Error {
         reason: String,
     },
 
+    /// A thread nsguard needed could not be started; nothing ran.
+    #[error("cannot start a thread to {purpose}: {errno}{}", thread_hint(*errno))]
+    Thread {
+        /// What the thread was for, e.g. `"run the call on a worker"`.
+        purpose: &'static str,
+        /// The errno thread creation failed with (`EAGAIN`: a limit such as
+        /// a cgroup's `pids.max`; `EINVAL`: the calling thread entered
+        /// another pid namespace).
+        errno: Errno,
+    },
+
+    /// An [`Executor`](crate::Executor) setting is out of range, or a
+    /// [`Command`](std::process::Command) setting cannot be honoured;
+    /// nothing was started.
+    #[error("invalid setting `{setting}`: {reason}")]
+    InvalidConfig {
+        /// The setting, e.g. `"max_workers"`.
+        setting: &'static str,
+        /// Why it is refused, and what to use instead.
+        reason: String,
+    },
+
     /// Another system call failed.
     #[error("{op} {} failed: {errno}", kind_and_path(*kind, path.as_deref()))]
     Io {
@@ -273,6 +295,7 @@ impl Error {
             | Error::Restore { errno, .. }
             | Error::Create { errno, .. }
             | Error::Spawn { errno, .. }
+            | Error::Thread { errno, .. }
             | Error::Io { errno, .. } => Some(*errno),
             Error::NotFound { .. } | Error::NoSuchProcess { .. } => Some(Errno::ENOENT),
             _ => None,
@@ -330,7 +353,9 @@ impl Error {
             | Error::Restore { errno, .. }
             | Error::Create { errno, .. }
             | Error::Spawn { errno, .. }
+            | Error::Thread { errno, .. }
             | Error::Io { errno, .. } => io::Error::from(*errno).kind(),
+            Error::InvalidConfig { .. } => io::ErrorKind::InvalidInput,
             Error::Poisoned { .. } | Error::Worker { .. } | Error::Setup { .. } => {
                 io::ErrorKind::Other
             }
@@ -382,6 +407,20 @@ fn not_found_hint(path: &Path) -> &'static str {
         "; `ip netns list` shows the named network namespaces"
     } else {
         ""
+    }
+}
+
+fn thread_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EAGAIN => {
+            "; a limit on threads was reached (the cgroup's pids.max, RLIMIT_NPROC, or \
+             /proc/sys/kernel/threads-max)"
+        }
+        Errno::EINVAL => {
+            "; the calling thread has entered another pid namespace (a thread whose \
+             pid_for_children differs from its own pid namespace cannot create threads)"
+        }
+        _ => "",
     }
 }
 

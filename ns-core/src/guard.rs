@@ -57,21 +57,26 @@ pub struct NsGuard {
 /// [`NsSet::enter`].
 pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
     thread_state::check()?;
-    for ns in set {
-        if let Some((reason, instead)) = ns.kind().thread_refusal() {
-            return Err(Error::UnsupportedOnThread {
-                kind: ns.kind(),
-                reason,
-                instead,
-            });
-        }
-    }
-    // Every way back is opened before the thread leaves anything.
+    // nsguard's threads must be able to start from a thread no guard has
+    // switched: start them before the first switch of the process. (An
+    // error here is not this call's: the origin is retried on later use.)
+    let _ = crate::executor::origin::get();
+    // Every way back is opened before the thread leaves anything, and
+    // every refusal is made before then too.
     let mut plan = Vec::with_capacity(set.len());
     for kind in SETNS_ORDER {
         if let Some(target) = set.get(kind) {
             let here = Namespace::current_unchecked(kind)?;
             if here.id() != target.id() {
+                // A kind the thread is already in needs no switch, so only
+                // a real switch of a kind a thread cannot make is refused.
+                if let Some((reason, instead)) = kind.thread_refusal() {
+                    return Err(Error::UnsupportedOnThread {
+                        kind,
+                        reason,
+                        instead,
+                    });
+                }
                 if !crate::reach::can_return_to(&here)? {
                     return Err(Error::NoWayBack {
                         target: target.id(),

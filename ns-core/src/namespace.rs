@@ -10,6 +10,7 @@ use nix::errno::Errno;
 use crate::error::{Error, Result};
 use crate::id::NsId;
 use crate::kind::NsKind;
+use crate::live::LiveToken;
 use crate::{sys, thread_state};
 
 /// Where `ip netns` keeps named network namespaces, in the order searched.
@@ -43,6 +44,9 @@ pub struct Namespace {
     fd: OwnedFd,
     id: NsId,
     path: Option<PathBuf>,
+    /// Counts this handle among the program's handles to the namespace;
+    /// dropped last, after the fd is closed.
+    _live: LiveToken,
 }
 
 impl Namespace {
@@ -195,11 +199,7 @@ impl Namespace {
             path: Some(Path::new(thread_state::THREAD_NS_DIR).join(name)),
             errno,
         })?;
-        Ok(Namespace {
-            fd,
-            id: NsId::new(kind, dev, ino),
-            path: None,
-        })
+        Ok(Namespace::from_parts(fd, NsId::new(kind, dev, ino), None))
     }
 
     /// Takes an fd that refers to a namespace of `kind` (from a pidfd's
@@ -271,11 +271,18 @@ impl Namespace {
             path: self.path.clone(),
             errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
         })?;
-        Ok(Namespace {
+        Ok(Namespace::from_parts(fd, self.id, self.path.clone()))
+    }
+}
+
+impl Namespace {
+    fn from_parts(fd: OwnedFd, id: NsId, path: Option<PathBuf>) -> Namespace {
+        Namespace {
             fd,
-            id: self.id,
-            path: self.path.clone(),
-        })
+            id,
+            path,
+            _live: LiveToken::new(id.ino()),
+        }
     }
 }
 
@@ -364,11 +371,11 @@ fn validate(kind: NsKind, fd: OwnedFd, path: Option<&Path>) -> Result<Namespace>
         });
     }
     let (dev, ino, _) = sys::stat(fd.as_fd()).map_err(inspect)?;
-    Ok(Namespace {
+    Ok(Namespace::from_parts(
         fd,
-        id: NsId::new(kind, dev, ino),
-        path: path.map(Path::to_path_buf),
-    })
+        NsId::new(kind, dev, ino),
+        path.map(Path::to_path_buf),
+    ))
 }
 
 /// The error for a failed `open` of a would-be namespace file.

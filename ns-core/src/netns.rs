@@ -88,16 +88,31 @@ pub fn add(name: &str) -> Result<Namespace> {
 }
 
 /// Deletes the network namespace called `name`, as `ip netns delete NAME`
-/// does: unmounts and removes `/run/netns/NAME`. The namespace itself lives
-/// on while a process is in it or a handle holds it.
+/// does: unmounts and removes `/run/netns/NAME`.
+///
+/// The namespace itself lives on while a process is in it, a mount or an
+/// fd refers to it, or the program holds a [`Namespace`] handle to it.
+/// nsguard's own threads never keep it alive: if the program holds no
+/// handle to it, `delete` returns only once no nsguard worker is inside
+/// (idle workers are sent home first). So once `delete` returns and the
+/// program has dropped its handles, the kernel frees the namespace as soon
+/// as no other process uses it (asynchronously: the host ends of its veth
+/// pairs disappear a few milliseconds later).
 ///
 /// # Errors
 ///
 /// [`Error::InvalidName`]; [`Error::NotFound`] if there is no such name;
-/// [`Error::PermissionDenied`] without `CAP_SYS_ADMIN`.
+/// [`Error::PermissionDenied`] without `CAP_SYS_ADMIN`; [`Error::Worker`]
+/// if a worker was still inside after 10 s (it could not leave).
 pub fn delete(name: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let path = path_of(name)?;
-    Namespace::unpersist(&path)
+    let ino = std::fs::metadata(&path).map(|m| m.ino()).ok();
+    Namespace::unpersist(&path)?;
+    match ino {
+        Some(ino) => crate::executor::wait_until_left(ino, std::time::Duration::from_secs(10)),
+        None => Ok(()),
+    }
 }
 
 /// The names in `/run/netns`, sorted, as `ip netns list` shows them (an

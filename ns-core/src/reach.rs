@@ -24,7 +24,7 @@ const PROC_USER_INIT_INO: u64 = 0xEFFF_FFFD;
 
 /// The process's user namespace (the same for all its threads, which cannot
 /// change it), cached per pid so that a forked child looks again.
-fn own_user_ns() -> Result<NsId> {
+pub(crate) fn own_user_ns() -> Result<NsId> {
     static CACHE: Mutex<Option<(u32, NsId)>> = Mutex::new(None);
     let pid = std::process::id();
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());

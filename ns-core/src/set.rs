@@ -339,6 +339,19 @@ impl NsSet {
         before
     }
 
+    /// New handles to the namespaces of the set that the calling thread is
+    /// not in: only those need a switch (a child forked from the thread, or
+    /// a thread it starts, is already in the others).
+    pub(crate) fn to_enter(&self) -> Result<NsSet> {
+        let mut out = NsSet::new();
+        for ns in self {
+            if Namespace::current_unchecked(ns.kind())?.id() != ns.id() {
+                out.insert(ns.try_clone()?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The set as the executor sees it: borrowed handles.
     pub(crate) fn target(&self) -> Target<'_> {
         self.iter().fold(Target::default(), Target::with)

@@ -153,8 +153,18 @@ pub(crate) struct ChildPlan {
     /// Whether to make every mount private (`MS_REC | MS_PRIVATE` on `/`)
     /// after unsharing, so that nothing mounted later propagates out.
     pub(crate) private_mounts: bool,
+    /// Ids to take after entering the namespaces (so that the privilege to
+    /// enter them is still there, and ids of a new user namespace apply).
+    pub(crate) creds: Option<ChildCreds>,
     /// A directory to change to at the end (resolved in the namespaces).
     pub(crate) chdir: Option<std::ffi::CString>,
+}
+
+/// The user, group and supplementary groups a spawned child takes.
+pub(crate) struct ChildCreds {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) groups: Vec<u32>,
 }
 
 /// The step of a [`ChildPlan`] that failed.
@@ -166,6 +176,7 @@ pub(crate) enum ChildStep {
     Setns(usize),
     Unshare,
     PrivateMounts,
+    Creds,
     Chdir,
 }
 
@@ -177,6 +188,7 @@ impl ChildStep {
             ChildStep::Setns(_) => "setns in the child",
             ChildStep::Unshare => "unshare in the child",
             ChildStep::PrivateMounts => "making the new mount namespace private",
+            ChildStep::Creds => "setting the credentials (setgroups, setresgid, setresuid)",
             ChildStep::Chdir => "changing to the working directory inside the mount namespace",
         }
     }
@@ -211,6 +223,7 @@ impl ChildFailure {
                 ChildStep::Unshare => (3, 0),
                 ChildStep::PrivateMounts => (4, 0),
                 ChildStep::Chdir => (5, 0),
+                ChildStep::Creds => (6, 0),
             };
             msg[0] = tag;
             msg[1..5].copy_from_slice(&index.to_le_bytes());
@@ -235,6 +248,7 @@ impl ChildFailure {
             3 => ChildStep::Unshare,
             4 => ChildStep::PrivateMounts,
             5 => ChildStep::Chdir,
+            6 => ChildStep::Creds,
             _ => ChildStep::Start,
         };
         Some(Err(ChildFailure { step, errno }))
@@ -281,6 +295,29 @@ impl ChildPlan {
             };
             if rc != 0 {
                 return Err(failed(ChildStep::PrivateMounts));
+            }
+        }
+        if let Some(creds) = &self.creds {
+            // SAFETY: setgroups(2) reads `len` gids from a live buffer.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_setgroups,
+                    creds.groups.len(),
+                    creds.groups.as_ptr(),
+                )
+            };
+            if rc != 0 {
+                return Err(failed(ChildStep::Creds));
+            }
+            let (uid, gid) = (creds.uid, creds.gid);
+            // SAFETY: setresgid(2) takes integers only. Raw system calls
+            // change the calling thread only: the child has no other.
+            if unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) } != 0 {
+                return Err(failed(ChildStep::Creds));
+            }
+            // SAFETY: as above, for setresuid(2).
+            if unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) } != 0 {
+                return Err(failed(ChildStep::Creds));
             }
         }
         if let Some(dir) = &self.chdir {
@@ -430,39 +467,57 @@ pub(crate) fn link_ino_at(dir: BorrowedFd<'_>, name: &str) -> Result<u64, Errno>
         .ok_or(Errno::EINVAL)
 }
 
-/// The calling thread's effective capabilities, as a 64-bit mask
-/// (`capget(2)`; capabilities belong to a thread).
-pub(crate) fn effective_caps() -> Result<u64, Errno> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
+/// The whole content of a (proc) file from offset 0, with `pread`: a
+/// `/proc` file kept open is generated anew by each read at offset 0.
+pub(crate) fn pread_all(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let offset = libc::off_t::try_from(len).map_err(|_| Errno::EOVERFLOW)?;
+        match nix::sys::uio::pread(fd, &mut buf[len..], offset) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno),
+        }
     }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    /// `_LINUX_CAPABILITY_VERSION_3`: two `Data` structs, 64 capabilities.
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: with version 3, capget(2) reads `header` and writes exactly two
-    // `Data` structs (the kernel's `__user_cap_data_struct`, three u32s) into
-    // `data`, which has room for them; pid 0 is the calling thread. Both
-    // live until the call returns.
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// `(st_dev, st_ino)` of what `name` in `dir` refers to, following links
+/// (for `/proc/thread-self/root` and `cwd`: the directories themselves).
+pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &str) -> Result<(u64, u64), Errno> {
+    let st = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::empty())?;
+    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+    Ok((st.st_dev as u64, st.st_ino as u64))
+}
+
+/// Whether threads `a` and `b` (thread ids) share one fs context
+/// (root, cwd, umask): `kcmp(2)` with `KCMP_FS` (Linux 3.5,
+/// `CONFIG_KCMP`).
+pub(crate) fn kcmp_fs(a: i32, b: i32) -> Result<bool, Errno> {
+    const KCMP_FS: libc::c_long = 3;
+    // SAFETY: kcmp(2) takes integers only.
     let rc = unsafe {
         libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut Header,
-            data.as_mut_ptr(),
+            libc::SYS_kcmp,
+            libc::c_long::from(a),
+            libc::c_long::from(b),
+            KCMP_FS,
+            0 as libc::c_long,
+            0 as libc::c_long,
         )
     };
-    Errno::result(rc)?;
-    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+    Errno::result(rc).map(|r| r == 0)
+}
+
+/// The calling thread's securebits (`PR_GET_SECUREBITS`).
+pub(crate) fn securebits() -> Result<i32, Errno> {
+    // SAFETY: PR_GET_SECUREBITS takes no pointer argument.
+    let rc = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+    Errno::result(rc)
 }

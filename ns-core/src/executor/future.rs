@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, Result};
+use crate::executor::contain::{contain, drop_contained};
+use crate::executor::origin;
 use crate::executor::target::Target;
 use crate::executor::task::{OwnedTask, Task, Work};
 use crate::executor::Executor;
@@ -33,6 +35,9 @@ struct Slot<R> {
 pub struct RunAsync<R> {
     slot: Arc<Mutex<Slot<R>>>,
     cancelled: Arc<AtomicBool>,
+    /// The fork generation it was made in: in a forked child the worker
+    /// that would complete it does not exist.
+    generation: u64,
 }
 
 impl<R> fmt::Debug for RunAsync<R> {
@@ -54,7 +59,20 @@ impl<R> RunAsync<R> {
                 waker: None,
             })),
             cancelled: Arc::new(AtomicBool::new(false)),
+            generation: origin::generation(),
         }
+    }
+}
+
+/// The error for a call made in a forked child on an executor (or a
+/// future) of the parent process.
+pub(crate) fn forked_error() -> Error {
+    Error::Worker {
+        reason: "this executor (or call) was made before fork(2), in the parent process, whose \
+                 worker threads the child does not have; build a new Executor in the child (the \
+                 global executor, used by NsSet::run and #[in_namespace], starts afresh by \
+                 itself)"
+            .into(),
     }
 }
 
@@ -65,6 +83,9 @@ impl<R> Future for RunAsync<R> {
     ///
     /// If the closure panicked, its panic is re-raised here with its payload.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        if self.generation != origin::generation() {
+            return Poll::Ready(Err(forked_error()));
+        }
         let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         match slot.outcome.take() {
             Some(Ok(Ok(value))) => Poll::Ready(Ok(value)),
@@ -104,8 +125,10 @@ impl Executor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        let shared = &self.handle.shared;
         let prepared = thread_state::check()
-            .and_then(|()| set.target().check_runnable())
+            .and_then(|()| shared.check_usable())
+            .and_then(|()| shared.check_runnable(&set.target()))
             .and_then(|()| set.try_clone());
         let set = match prepared {
             Ok(set) => set,
@@ -117,13 +140,24 @@ impl Executor {
                 waker: None,
             })),
             cancelled: Arc::new(AtomicBool::new(false)),
+            generation: shared.generation,
         };
         let (slot, cancelled) = (Arc::clone(&future.slot), Arc::clone(&future.cancelled));
+        // Runs on a worker (or wherever the task is failed). Everything of
+        // the caller's it touches is contained: the closure (run, or dropped
+        // unrun), the waker, and the result or panic payload, which is
+        // dropped here when nobody waits for it any more.
         let job = move |failure: Option<Error>| {
             let outcome = match failure {
-                Some(err) => Err(err),
+                Some(err) => {
+                    drop_contained(f);
+                    Err(err)
+                }
                 // Nobody waits any more: skip the body.
-                None if cancelled.load(Ordering::Acquire) => return,
+                None if cancelled.load(Ordering::Acquire) => {
+                    drop_contained(f);
+                    return;
+                }
                 None => Ok(catch_unwind(AssertUnwindSafe(f))),
             };
             let waker = {
@@ -132,16 +166,16 @@ impl Executor {
                 slot.waker.take()
             };
             if let Some(waker) = waker {
-                waker.wake();
+                drop_contained(contain(move || waker.wake()));
             }
+            drop_contained(slot);
         };
-        let shared = &self.handle.shared;
         let desired = shared.home_profile.overlaid(&set.target());
         let work = Work::Owned(Box::new(OwnedTask {
             set,
             job: Some(Box::new(job)),
         }));
-        shared.dispatch(Task { work, desired }, super::worker::is_worker());
+        shared.dispatch(Task { work, desired });
         future
     }
 }
@@ -176,17 +210,21 @@ impl NsSet {
 }
 
 /// Polls `fut` on workers inside `target`, one poll per handoff: what
-/// `#[in_namespace] async fn` expands to.
-pub(crate) struct RunFuture<'a, F: Future> {
+/// `#[in_namespace] async fn` expands to. The future is dropped inside too:
+/// on the worker that completes it, or, when it is cancelled (dropped
+/// before completion, say by a timeout), on a worker the drop hands it to,
+/// so that its locals' destructors run in the namespaces, never on the
+/// caller's thread.
+pub(crate) struct RunFuture<'a, F: Future + Send> {
     target: Target<'a>,
-    fut: Pin<Box<F>>,
+    fut: Option<Pin<Box<F>>>,
 }
 
-impl<'a, F: Future> RunFuture<'a, F> {
+impl<'a, F: Future + Send> RunFuture<'a, F> {
     pub(crate) fn new(target: Target<'a>, fut: F) -> RunFuture<'a, F> {
         RunFuture {
             target,
-            fut: Box::pin(fut),
+            fut: Some(Box::pin(fut)),
         }
     }
 }
@@ -207,7 +245,7 @@ where
         #[cfg(feature = "tokio")]
         let runtime = tokio::runtime::Handle::try_current().ok();
         let this = &mut *self;
-        let (target, fut) = (this.target, this.fut.as_mut());
+        let (target, slot) = (this.target, &mut this.fut);
         // Each poll runs on a worker inside the namespaces; the polling
         // thread waits for that one poll (polls are short by contract).
         let polled = executor.run_target(&target, move || {
@@ -215,13 +253,48 @@ where
             // caller's reactor.
             #[cfg(feature = "tokio")]
             let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            let Some(fut) = slot.as_mut() else {
+                return Poll::Ready(None);
+            };
             let mut cx = Context::from_waker(&waker);
-            fut.poll(&mut cx)
+            match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(value) => {
+                    // Done: its remains are dropped here, inside.
+                    *slot = None;
+                    Poll::Ready(Some(value))
+                }
+                Poll::Pending => Poll::Pending,
+            }
         });
         match polled {
-            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Ready(Some(value))) => Poll::Ready(Ok(value)),
+            Ok(Poll::Ready(None)) => Poll::Ready(Err(Error::Worker {
+                reason: "an #[in_namespace] async fn was polled after it completed".into(),
+            })),
             Ok(Poll::Pending) => Poll::Pending,
             Err(err) => Poll::Ready(Err(err)),
+        }
+    }
+}
+
+impl<F: Future + Send> Drop for RunFuture<'_, F> {
+    /// A future cancelled before completion is dropped on a worker inside
+    /// its namespaces. If no worker can enter them any more (say the
+    /// namespace's last handle is gone and its path deleted), the future is
+    /// leaked rather than dropped outside: a destructor that deletes an
+    /// interface by name must never meet the host's.
+    fn drop(&mut self) {
+        let Some(fut) = self.fut.take() else {
+            return;
+        };
+        let mut fut = Some(fut);
+        if let Ok(executor) = Executor::global() {
+            let slot = &mut fut;
+            let target = self.target;
+            let _ = executor.run_target(&target, move || drop_contained(slot.take()));
+        }
+        if let Some(fut) = fut {
+            std::mem::forget(fut);
         }
     }
 }

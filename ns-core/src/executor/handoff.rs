@@ -13,6 +13,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::executor::contain::contain;
 use crate::executor::target::Profile;
 use crate::executor::target::Target;
 use crate::executor::task::{Task, Work};
@@ -56,10 +57,16 @@ impl ScopedTask {
         let Some(caller) = self.caller.take() else {
             return;
         };
-        // SAFETY: as in `target`: the job is alive until `done` is set, and
-        // nothing else uses it meanwhile (the caller is blocked in `call`).
-        // `caller` was taken above, so this runs at most once.
-        unsafe { (*self.job)(failure) };
+        let job = self.job;
+        // The job contains the user code it runs or drops; should anything
+        // still unwind, the caller is released all the same (without a
+        // result, which `call` reports as an error).
+        let _ = contain(|| {
+            // SAFETY: as in `target`: the job is alive until `done` is set,
+            // and nothing else uses it meanwhile (the caller is blocked in
+            // `call`). `caller` was taken above, so this runs at most once.
+            unsafe { (*job)(failure) }
+        });
         // SAFETY: `done` is alive until it reads `true`. After this store
         // the caller may return and free `job`, `target` and `done`: none
         // of them is used again. `caller` is our own clone of its `Thread`.
@@ -96,10 +103,17 @@ where
 {
     let mut f = Some(f);
     let mut out: Option<Result<thread::Result<R>, Error>> = None;
+    // Runs on the worker (or wherever the task is failed): the closure, and
+    // its drop when it is not run, are user code and must not unwind there.
+    // A panic while dropping an unrun closure reaches the caller as the
+    // closure's panic, as it would have had the caller dropped it itself.
     let mut job = |failure: Option<Error>| {
         out = Some(match (failure, f.take()) {
             (None, Some(f)) => Ok(catch_unwind(AssertUnwindSafe(f))),
-            (Some(err), _) => Err(err),
+            (Some(err), f) => match catch_unwind(AssertUnwindSafe(move || drop(f))) {
+                Ok(()) => Err(err),
+                Err(panic) => Ok(Err(panic)),
+            },
             (None, None) => Err(Error::Worker {
                 reason: "a task ran twice".into(),
             }),

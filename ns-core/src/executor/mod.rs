@@ -1,25 +1,29 @@
 //! [`Executor`]: pinned worker threads that run code inside namespaces.
 
+mod contain;
+mod facts;
 mod future;
 mod handoff;
+pub(crate) mod origin;
 mod pool;
 pub(crate) mod target;
 mod task;
 mod worker;
 
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(doc)]
-use crate::error::Error;
-use crate::error::Result;
-use crate::kind::NsKinds;
+use crate::error::{Error, Result};
+use crate::kind::NsKind;
 use crate::set::NsSet;
 use crate::thread_state;
 
 pub use future::RunAsync;
 pub(crate) use future::RunFuture;
+pub(crate) use pool::{on_last_handle_dropped, wait_until_left};
 pub(crate) use target::Target;
 
 use pool::{Config, Shared};
@@ -65,7 +69,11 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.shared.shutdown();
+        // In a forked child the workers are the parent's: nothing to shut
+        // down here, and the pool's lock may have been held at the fork.
+        if self.shared.is_in_this_process() {
+            self.shared.shutdown();
+        }
     }
 }
 
@@ -85,35 +93,65 @@ impl Default for Builder {
                 idle_timeout: Duration::from_secs(10),
                 spin: Duration::from_micros(20),
                 check_after_call: true,
+                overflow_after: Duration::from_millis(200),
             },
             home: None,
         }
     }
 }
 
+/// The longest spin budget [`Builder::spin`] accepts.
+const MAX_SPIN: Duration = Duration::from_secs(1);
+
 impl Builder {
     /// The most worker threads the executor keeps (default: 4 per core, at
-    /// least 8). Calls beyond it wait for a worker, except nested calls made
-    /// from inside a worker, which may exceed it so that nesting never
-    /// deadlocks.
+    /// least 8); zero is refused by [`build`](Self::build).
+    ///
+    /// Calls beyond it wait for a worker, with two exceptions that keep
+    /// waiting from turning into a deadlock:
+    ///
+    /// - a blocking call made from one of this executor's own workers (a
+    ///   body calling another `run` or `#[in_namespace]` function) may start
+    ///   a worker beyond the cap: its worker waits for it;
+    /// - a blocking call that has waited at the cap for
+    ///   [`overflow_after`](Self::overflow_after) while no call of the
+    ///   executor finished starts a worker beyond the cap: the busy workers
+    ///   may be waiting for it (a body that waits for a thread of its own,
+    ///   `std::thread::scope` or a rayon pool, that calls into the same
+    ///   executor).
+    ///
+    /// [`run_async`](Executor::run_async) calls never exceed the cap: they
+    /// wait in a queue without blocking anyone.
     #[must_use]
     pub fn max_workers(mut self, n: usize) -> Builder {
-        self.config.max_workers = n.max(1);
+        self.config.max_workers = n;
         self
     }
 
     /// How long an idle worker waits for a call before it exits
-    /// (default: 10 s).
+    /// (default: 10 s). [`Duration::MAX`] (or any duration too large to
+    /// add to the current time) means never.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Builder {
         self.config.idle_timeout = timeout;
         self
     }
 
+    /// How long a caller waiting at the cap, with no call of the executor
+    /// finishing meanwhile, waits before a worker beyond the cap is started
+    /// for it (default: 200 ms). See [`max_workers`](Self::max_workers).
+    /// [`Duration::MAX`] turns this off: calls that wait for each other
+    /// through threads of their own then deadlock at the cap.
+    #[must_use]
+    pub fn overflow_after(mut self, wait: Duration) -> Builder {
+        self.config.overflow_after = wait;
+        self
+    }
+
     /// How long a caller waiting for its result, and a worker waiting for
-    /// its next call, spin before they park (default: 20 µs). Spinning
-    /// turns a ~50 µs wake-up into a sub-microsecond handoff; zero parks at
-    /// once and saves CPU.
+    /// its next call, spin before they park (default: 20 µs; at most 1 s,
+    /// see [`build`](Self::build)). Spinning turns a ~50 µs wake-up into a
+    /// sub-microsecond handoff; zero parks at once and saves CPU.
     #[must_use]
     pub fn spin(mut self, budget: Duration) -> Builder {
         self.config.spin = budget;
@@ -121,23 +159,27 @@ impl Builder {
     }
 
     /// Whether a worker checks, after every call, that the body left its
-    /// thread as it found it: its namespaces and its capabilities (default:
-    /// true).
+    /// thread exactly as it found it (default: true): its namespaces, its
+    /// credentials (uids, gids, supplementary groups), its capabilities
+    /// (effective, permitted, inheritable, bounding and ambient sets), its
+    /// securebits, `no_new_privs` and seccomp filters, and its filesystem
+    /// context (still shared with the process; or, for a worker that
+    /// entered a mount namespace, its own root, cwd and umask).
     ///
     /// The check is exact: it reads the worker's id of every kind a thread
-    /// can change (7 `readlinkat`s on `/proc/thread-self/ns`), after the
-    /// result was handed back, so it costs the caller no latency, but it
-    /// costs CPU: ~1.9 µs a kind on a small VM, far more than the rest of a
-    /// warm call (~0.4 µs), which bounds the calls per second one executor
-    /// can serve on few cores.
+    /// can change (7 `readlinkat`s on `/proc/thread-self/ns`) and its
+    /// `/proc/thread-self/status`, after the result was handed back, so it
+    /// costs the caller no latency, but it costs CPU: tens of microseconds
+    /// per call, far more than the rest of a warm call (~0.4 µs), which
+    /// bounds the calls per second one executor can serve on few cores.
+    /// `cargo bench --bench compare` measures each part.
     ///
-    /// Turn it off only when no body calls `setns(2)`, `unshare(2)` or
-    /// `capset(2)` itself (directly or through a library). Leaked guards and
-    /// poisoned threads are still caught, since that costs nothing; but a
-    /// worker whose body switched its namespaces would then serve later calls
-    /// in the wrong ones. (Even a single extra system call after each call
-    /// matters here: the caller's next call comes within ~100 ns and finds
-    /// the worker still busy checking.)
+    /// Turn it off only when no body changes its thread's state itself
+    /// (`setns(2)`, `unshare(2)`, `capset(2)`, `setresuid(2)` as a raw
+    /// system call, `prctl(2)`, `seccomp(2)`, directly or through a
+    /// library). Leaked guards and poisoned threads are still caught, since
+    /// that costs nothing; but a worker whose body changed its state would
+    /// then serve later calls that way.
     #[must_use]
     pub fn check_after_call(mut self, check: bool) -> Builder {
         self.config.check_after_call = check;
@@ -145,9 +187,13 @@ impl Builder {
     }
 
     /// The namespaces workers return to for kinds a call does not name
-    /// (default: those of the thread that calls [`build`](Self::build)).
-    /// Only the kinds a thread can switch are used (net, uts, ipc, cgroup,
-    /// pid).
+    /// (default: those of the thread that calls [`build`](Self::build), of
+    /// the kinds a thread can switch: net, uts, ipc, cgroup; its pid,
+    /// mount, time and user namespaces must be the process's own).
+    ///
+    /// A home can only name namespaces a worker can switch to and from:
+    /// net, uts, ipc and cgroup; mnt, pid, time and user only if they are
+    /// the process's own (no switch needed). See [`build`](Self::build).
     #[must_use]
     pub fn home(mut self, home: NsSet) -> Builder {
         self.home = Some(home);
@@ -158,19 +204,77 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::Poisoned`] if the calling thread is poisoned and no home was
-    /// given; errors opening or entering the home namespaces; and
-    /// [`Error::Worker`] if the executor's helper thread cannot start.
+    /// - [`Error::InvalidConfig`] for `max_workers(0)`, a spin budget over
+    ///   1 s, or a home with a pid, mnt, time or user namespace other than
+    ///   the process's own: a worker in another pid namespace could not
+    ///   start threads, and the others cannot be left again by a thread;
+    /// - [`Error::Poisoned`] if the calling thread is poisoned and no home
+    ///   was given;
+    /// - errors opening the home namespaces, and [`Error::Thread`] or
+    ///   [`Error::Worker`] if nsguard's origin thread cannot start (see
+    ///   [`Executor::global`]).
     pub fn build(self) -> Result<Executor> {
+        let config = self.config;
+        if config.max_workers == 0 {
+            return Err(Error::InvalidConfig {
+                setting: "max_workers",
+                reason: "an executor needs at least one worker".into(),
+            });
+        }
+        if config.spin > MAX_SPIN {
+            return Err(Error::InvalidConfig {
+                setting: "spin",
+                reason: format!(
+                    "{:?} is longer than {MAX_SPIN:?}: spinning pays off only up to the cost of \
+                     a wake-up (~50 µs); beyond that it burns a core",
+                    config.spin
+                ),
+            });
+        }
+        let origin = origin::get()?;
         let home = match self.home {
             Some(home) => home,
-            None => NsSet::current(NsKinds::THREAD_SWITCHABLE)?,
+            None => NsSet::current(origin::HOME_KINDS)?,
         };
-        let home: NsSet = home
-            .into_iter()
-            .filter(|ns| ns.kind().is_thread_switchable())
-            .collect();
-        let shared = Shared::start(self.config, home)?;
+        let mut kept = NsSet::new();
+        for ns in home {
+            let kind = ns.kind();
+            if kind.is_thread_switchable() && kind != NsKind::Pid {
+                kept.insert(ns);
+                continue;
+            }
+            // Other kinds are accepted only where no switch is needed.
+            let own = match kind {
+                NsKind::User => crate::reach::own_user_ns()?.ino(),
+                _ => origin.profile.get(kind),
+            };
+            if ns.id().ino() != own {
+                let why = match kind {
+                    NsKind::Pid => {
+                        "a thread whose pid namespace for children differs from its own cannot \
+                         create threads (clone fails with EINVAL), so workers could not be \
+                         started there, nor start threads themselves; name the pid namespace \
+                         in each call's set instead, or spawn a process into it"
+                    }
+                    NsKind::Mnt => {
+                        "a worker cannot return from another mount namespace; name it in each \
+                         call's set instead (its workers are then dedicated to it)"
+                    }
+                    _ => {
+                        "no thread of a multithreaded process can enter another time or user \
+                         namespace; spawn a process into it with CommandExt::spawn_in"
+                    }
+                };
+                return Err(Error::InvalidConfig {
+                    setting: "home",
+                    reason: format!(
+                        "{} is not the process's own {kind} namespace: {why}",
+                        ns.id()
+                    ),
+                });
+            }
+        }
+        let shared = Shared::new(config, kept, origin)?;
         Ok(Executor {
             handle: Arc::new(Handle { shared }),
         })
@@ -194,27 +298,52 @@ impl Executor {
     }
 
     /// The process-wide executor that [`NsSet::run`] and `#[in_namespace]`
-    /// use, started on first use with the default settings. Its home is the
-    /// namespaces of the process's main thread.
+    /// use, started on first use with the default settings.
+    ///
+    /// Its home is the process's own namespaces, whatever the state of the
+    /// thread that first uses it: nsguard's threads are all started by one
+    /// *origin* thread per process, started by the first nsguard call that
+    /// can need workers or switch a thread ([`NsSet::enter`],
+    /// [`Builder::build`], this function). The origin settles in the main
+    /// thread's namespaces (nothing is switched by nsguard before it
+    /// exists), and checks that it shares the process's root and cwd and
+    /// has the main thread's credentials and capabilities. So workers never
+    /// inherit a caller's namespaces, root, cwd or capabilities.
+    ///
+    /// After `fork(2)`, the child's first use starts a new global executor
+    /// (the parent's threads do not exist in the child).
     ///
     /// # Errors
     ///
-    /// The errors of [`Builder::build`], on the first call only.
+    /// On the first call (and in a forked child): [`Error::Thread`] if the
+    /// origin thread cannot start; [`Error::Worker`] if the calling thread
+    /// is not a place to start it from (it is inside a guard, has a root or
+    /// cwd of its own, or lacks the main thread's capabilities), which a
+    /// later call from another thread may not be.
     pub fn global() -> Result<&'static Executor> {
-        static GLOBAL: OnceLock<Executor> = OnceLock::new();
-        static INIT: Mutex<()> = Mutex::new(());
-        if let Some(executor) = GLOBAL.get() {
-            return Ok(executor);
+        /// Published executors are never freed (`&'static`); one made
+        /// before a fork is left to the parent.
+        static GLOBAL: AtomicPtr<Executor> = AtomicPtr::new(ptr::null_mut());
+        loop {
+            let current = GLOBAL.load(Ordering::Acquire);
+            // SAFETY: non-null pointers in GLOBAL come from `Box::into_raw`
+            // below and are never freed once published.
+            if let Some(executor) = unsafe { current.as_ref() } {
+                if executor.handle.shared.is_in_this_process() {
+                    return Ok(executor);
+                }
+            }
+            let origin = origin::get()?;
+            let fresh = Executor::builder().home(origin.home.try_clone()?).build()?;
+            let fresh = Box::into_raw(Box::new(fresh));
+            match GLOBAL.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
+                // SAFETY: just published, never freed (see above).
+                Ok(_) => return Ok(unsafe { &*fresh }),
+                // SAFETY: `fresh` came from `Box::into_raw` above and was
+                // never shared; dropping it shuts its (unused) pool down.
+                Err(_) => drop(unsafe { Box::from_raw(fresh) }),
+            }
         }
-        let _init = INIT.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(executor) = GLOBAL.get() {
-            return Ok(executor);
-        }
-        let main_thread = format!("/proc/self/task/{}/ns", std::process::id());
-        let home = NsSet::from_dir(main_thread, NsKinds::THREAD_SWITCHABLE)
-            .or_else(|_| NsSet::current(NsKinds::THREAD_SWITCHABLE))?;
-        let executor = Executor::builder().home(home).build()?;
-        Ok(GLOBAL.get_or_init(|| executor))
     }
 
     /// Runs `f` on a worker inside the namespaces of `set`, and returns its
@@ -241,16 +370,19 @@ impl Executor {
         R: Send + 'a,
     {
         thread_state::check()?;
-        target.check_runnable()?;
         let shared = &self.handle.shared;
+        shared.check_usable()?;
+        shared.check_runnable(target)?;
         let desired = shared.home_profile.overlaid(target);
-        let on_worker = worker::is_worker();
         // A body calling for the namespaces its worker is in runs inline.
-        if on_worker && thread_state::depth() == 0 && desired.matches_current_thread()? {
+        if worker::is_worker_of(shared)
+            && thread_state::depth() == 0
+            && desired.matches_current_thread()?
+        {
             return Ok(f());
         }
         let outcome = handoff::call(target, desired, f, shared.config.spin, |task| {
-            shared.dispatch(task, on_worker);
+            shared.dispatch(task);
         })?;
         match outcome {
             Ok(value) => Ok(value),
@@ -267,11 +399,18 @@ impl Executor {
     pub fn idle_workers(&self) -> usize {
         self.handle.shared.counts().1
     }
+
+    /// How many workers were started beyond
+    /// [`max_workers`](Builder::max_workers) because callers waited at the
+    /// cap while no call finished (see [`Builder::overflow_after`]).
+    pub fn overflowed_workers(&self) -> u64 {
+        self.handle.shared.counts().2
+    }
 }
 
 impl fmt::Debug for Executor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (workers, idle) = self.handle.shared.counts();
+        let (workers, idle, _) = self.handle.shared.counts();
         f.debug_struct("Executor")
             .field("workers", &workers)
             .field("idle", &idle)

@@ -35,22 +35,6 @@ impl<'a> Target<'a> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Namespace> + '_ {
         self.slots.iter().flatten().copied()
     }
-
-    /// Refuses kinds no worker thread can enter.
-    pub(crate) fn check_runnable(&self) -> Result<()> {
-        for ns in self.iter() {
-            let kind = ns.kind();
-            if matches!(kind, NsKind::User | NsKind::Time) {
-                let (reason, instead) = kind.thread_refusal().unwrap_or(("", ""));
-                return Err(Error::UnsupportedOnThread {
-                    kind,
-                    reason,
-                    instead,
-                });
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Where a thread is: the inode number of its namespace of every
@@ -99,9 +83,10 @@ impl Profile {
         self.inos[id.kind().index()] = id.ino();
     }
 
-    /// This profile with the target's namespaces in place of its own.
+    /// This profile with the target's namespaces in place of its own (a
+    /// user namespace is not tracked: it can only be the workers' own).
     pub(crate) fn overlaid(mut self, target: &Target<'_>) -> Profile {
-        for ns in target.iter() {
+        for ns in target.iter().filter(|ns| ns.kind() != NsKind::User) {
             self.set(ns.id());
         }
         self

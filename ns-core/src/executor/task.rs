@@ -1,11 +1,14 @@
 //! [`Task`]: a call for a worker, lent by a blocked caller or owned.
 
 use crate::error::Error;
+use crate::executor::contain::contain;
 use crate::executor::handoff::ScopedTask;
 use crate::executor::target::{Profile, Target};
 use crate::set::NsSet;
 
 /// The job of an owned task: runs the body (`None`) or reports why not.
+/// It contains the user code it runs, drops and wakes; it is called
+/// through [`contain`] all the same.
 pub(crate) type OwnedJob = Box<dyn FnOnce(Option<Error>) + Send>;
 
 /// A call for a worker, with the namespaces it wants, worked out once where
@@ -36,9 +39,11 @@ impl Drop for OwnedTask {
     /// A task dropped unrun still reports, so that its future completes.
     fn drop(&mut self) {
         if let Some(job) = self.job.take() {
-            job(Some(Error::Worker {
-                reason: "the task was dropped before a worker could run it".into(),
-            }));
+            let _ = contain(move || {
+                job(Some(Error::Worker {
+                    reason: "the task was dropped before a worker could run it".into(),
+                }));
+            });
         }
     }
 }
@@ -64,7 +69,7 @@ impl Task {
             Work::Scoped(task) => task.finish(failure),
             Work::Owned(mut task) => {
                 if let Some(job) = task.job.take() {
-                    job(failure);
+                    let _ = contain(move || job(failure));
                 }
             }
         }

@@ -1,12 +1,12 @@
 //! A worker thread: switches to what each call wants, runs it, checks that
-//! the call left the thread where it was, and waits for the next one.
+//! the call left the thread as it was, and waits for the next one.
 
 use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::executor::pool::AfterCall;
-use crate::executor::pool::{Msg, Shared, WorkerHandle};
+use crate::executor::facts::{Facts, FactsReader};
+use crate::executor::pool::{AfterCall, Msg, Shared, WorkerHandle};
 use crate::executor::target::{tracked, Profile, Target};
 use crate::executor::task::Task;
 use crate::kind::NsKind;
@@ -15,17 +15,20 @@ use crate::set::{NsSet, SETNS_ORDER};
 use crate::{sys, thread_state};
 
 thread_local! {
-    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// The executor (its shared state's address and fork generation) whose
+    /// worker this thread is; `(0, 0)` for other threads.
+    static WORKER_OF: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
 }
 
-/// Whether the calling thread is a worker of some executor.
-pub(crate) fn is_worker() -> bool {
-    IS_WORKER.try_with(Cell::get).unwrap_or(false)
+/// Whether the calling thread is a worker of `shared`'s executor.
+pub(crate) fn is_worker_of(shared: &Arc<Shared>) -> bool {
+    let me = (Arc::as_ptr(shared) as usize, shared.generation);
+    WORKER_OF.try_with(Cell::get).is_ok_and(|w| w == me)
 }
 
-/// Moves the calling thread (the spawner, whose threads inherit its
-/// namespaces) into `home` and returns where it then is.
-pub(crate) fn settle_in(home: &NsSet) -> Result<Profile> {
+/// Moves the calling thread into `home`, one `setns` per kind it is not
+/// already in.
+pub(crate) fn settle_in(home: &NsSet) -> Result<()> {
     for kind in SETNS_ORDER {
         if let Some(ns) = home.get(kind) {
             if Namespace::current_unchecked(kind)?.id() != ns.id() {
@@ -33,68 +36,130 @@ pub(crate) fn settle_in(home: &NsSet) -> Result<Profile> {
             }
         }
     }
-    Profile::of_current_thread()
+    Ok(())
 }
 
-/// Where a worker is, and what it may do.
+/// Where a worker is, and what it was like when it was last known good.
 struct State {
     profile: Profile,
-    /// Its effective capabilities when it started: a body that changes them
-    /// (they are per thread) would change what later bodies can do.
-    caps: Option<u64>,
+    reader: FactsReader,
+    facts: Facts,
+    /// Whether it has a root and cwd of its own (it entered a mount
+    /// namespace).
+    private_fs: bool,
 }
 
-pub(crate) fn main(shared: Arc<Shared>, first: Task) {
-    let _ = IS_WORKER.try_with(|w| w.set(true));
-    let handle = Arc::new(WorkerHandle::for_current_thread());
-    let mut state = match Profile::of_current_thread() {
-        Ok(profile) if profile == shared.home_profile => State {
-            profile,
-            caps: sys::effective_caps().ok(),
-        },
-        Ok(_) => {
-            first.finish(Some(Error::Worker {
-                reason: "a new worker did not start in the executor's home namespaces".into(),
-            }));
-            shared.forget_worker();
-            return;
+/// Gives the worker's place back if the worker unwinds (a bug in nsguard:
+/// user code is contained), so that the pool's count stays right.
+struct Place<'a> {
+    shared: &'a Arc<Shared>,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.forget_worker(Some(self.id));
         }
+    }
+}
+
+pub(crate) fn main(shared: Arc<Shared>, handle: Arc<WorkerHandle>, first: Task) {
+    let me = (Arc::as_ptr(&shared) as usize, shared.generation);
+    let _ = WORKER_OF.try_with(|w| w.set(me));
+    let mut place = Place {
+        shared: &shared,
+        id: handle.id,
+        armed: true,
+    };
+    let mut state = match start(&shared) {
+        Ok(state) => state,
         Err(err) => {
             first.finish(Some(err));
-            shared.forget_worker();
-            return;
+            return; // `place` gives the place back
         }
     };
+    shared.relocate(handle.id, state.profile);
     let mut next = Some(Msg::Task(first));
     loop {
         let msg = match next.take() {
             Some(msg) => msg,
             None => match shared.next_msg(&handle) {
                 Some(msg) => msg,
-                None => return, // idle too long; already off the pool
+                None => {
+                    place.armed = false; // idle too long; already off the pool
+                    return;
+                }
             },
         };
-        let task = match msg {
-            Msg::Task(task) => task,
-            Msg::Exit => return,
+        let after_call = match msg {
+            Msg::Task(task) => {
+                if !serve(&shared, &mut state, task, handle.id) {
+                    return; // retired: `place` gives the place back
+                }
+                true
+            }
+            Msg::GoHome => false,
+            Msg::Exit => {
+                place.armed = false; // the sender accounted for it
+                return;
+            }
         };
-        if !serve(&shared, &mut state, task) {
-            shared.forget_worker();
-            return;
+        let mut after = shared.make_idle(&handle, state.profile, after_call);
+        if let AfterCall::GoHome = after {
+            if go_home(&shared, &mut state).is_err() {
+                return; // cannot go home: retire
+            }
+            shared.relocate(handle.id, state.profile);
+            after = shared.make_idle(&handle, state.profile, false);
         }
-        match shared.make_idle(&handle, state.profile) {
-            AfterCall::Wait => {}
+        match after {
+            AfterCall::Wait | AfterCall::GoHome => {}
             AfterCall::Serve(task) => next = Some(Msg::Task(task)),
-            AfterCall::Exit => return,
+            AfterCall::Exit => {
+                place.armed = false;
+                return;
+            }
         }
     }
 }
 
+/// A new worker settles in the executor's home (it starts where the origin
+/// thread is) and records what it is like.
+fn start(shared: &Shared) -> Result<State> {
+    settle_in(&shared.home)?;
+    let profile = Profile::of_current_thread()?;
+    if profile != shared.home_profile {
+        return Err(Error::Worker {
+            reason: "a new worker did not reach the executor's home namespaces".into(),
+        });
+    }
+    let io = |errno| Error::Io {
+        op: "reading the worker's status",
+        kind: NsKind::User,
+        path: Some("/proc/thread-self/status".into()),
+        errno,
+    };
+    let reader = FactsReader::new(shared.origin.tid).map_err(io)?;
+    let facts = reader.read(false).map_err(io)?;
+    Ok(State {
+        profile,
+        reader,
+        facts,
+        private_fs: false,
+    })
+}
+
 /// Runs one task. Returns whether the worker may be used again: its
-/// namespaces are exactly what `state` says, no guard is left on it, and it
-/// is not poisoned.
-fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
+/// namespaces and per-thread facts are exactly what `state` says, no guard
+/// is left on it, and it is not poisoned.
+fn serve(shared: &Shared, state: &mut State, task: Task, id: u64) -> bool {
+    let before = state.profile;
     let switched = switch(shared, state, &task.target(), &task.desired);
+    if state.profile != before {
+        shared.relocate(id, state.profile);
+    }
     if let Err(err) = switched {
         task.finish(Some(err));
         // Retire it: the failure may lie in the worker itself (a body may
@@ -104,13 +169,21 @@ fn serve(shared: &Shared, state: &mut State, task: Task) -> bool {
     }
     task.finish(None);
     // The result is with the caller; check the thread off its latency path.
-    // The body may have called setns/unshare itself, leaked a guard,
-    // poisoned the thread, or changed its capabilities.
     thread_state::depth() == 0
         && !thread_state::is_poisoned()
-        && (!shared.config.check_after_call
-            || (sys::effective_caps().ok() == state.caps
-                && state.profile.matches_current_thread().unwrap_or(false)))
+        && (!shared.config.check_after_call || is_unchanged(state))
+}
+
+/// The exact check after a call: the body may have called setns/unshare,
+/// changed its credentials, capabilities, securebits, `no_new_privs`,
+/// seccomp filters, or (on a worker with a private fs context) its root,
+/// cwd or umask.
+fn is_unchanged(state: &State) -> bool {
+    state
+        .reader
+        .read(state.private_fs)
+        .is_ok_and(|now| now == state.facts)
+        && state.profile.matches_current_thread().unwrap_or(false)
 }
 
 /// Switches the worker to `desired`: one `setns` per kind that differs.
@@ -120,7 +193,7 @@ fn switch(
     target: &Target<'_>,
     desired: &Profile,
 ) -> Result<()> {
-    // Time is tracked but never switched: no call can ask for it.
+    // Time is tracked but never switched: no call can ask for another one.
     for kind in tracked().filter(|k| *k != NsKind::Time) {
         if state.profile.get(kind) == desired.get(kind) {
             continue;
@@ -141,6 +214,41 @@ fn switch(
                 errno,
             })?;
         }
+        sys::setns(ns, kind).map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
+        state.profile.set(ns.id());
+        if kind == NsKind::Mnt {
+            // Root, cwd and umask are the worker's own from now on: they
+            // become part of what a body must leave as it found it.
+            state.private_fs = true;
+            state.facts = state.reader.read(true).map_err(|errno| Error::Io {
+                op: "reading the worker's status after entering",
+                kind,
+                path: ns.path().map(Into::into),
+                errno,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Switches back to the home namespaces; fails for a worker that left home
+/// for a one-way kind (it must exit instead).
+fn go_home(shared: &Shared, state: &mut State) -> Result<()> {
+    let home = shared.home_profile;
+    for kind in tracked() {
+        if state.profile.get(kind) == home.get(kind) {
+            continue;
+        }
+        if shared.one_way.contains(kind) {
+            return Err(Error::Worker {
+                reason: format!("this worker cannot return to its home {kind} namespace"),
+            });
+        }
+        let Some(ns) = shared.home.get(kind) else {
+            return Err(Error::Worker {
+                reason: format!("no home {kind} namespace"),
+            });
+        };
         sys::setns(ns, kind).map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
         state.profile.set(ns.id());
     }

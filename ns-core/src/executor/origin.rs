@@ -1,0 +1,276 @@
+//! The origin: one thread per process, started by the first nsguard call
+//! that could need workers, from which every worker of every executor is
+//! started.
+//!
+//! A new thread inherits its creator's namespaces, root, cwd and
+//! capabilities. Were workers started by whichever thread made a call, one
+//! made inside a guard, or inside a body that entered a mount namespace, or
+//! after dropping capabilities, would pass all of that on to every worker.
+//! The origin settles in the process's own namespaces (those of its main
+//! thread: nothing is switched by nsguard before the origin exists), checks
+//! that it shares the process's root and cwd and has the main thread's
+//! credentials and capabilities, and never runs user code, so the threads
+//! it starts are clean.
+//!
+//! After `fork(2)` the child has none of the parent's threads: a fork
+//! counter (bumped by a `pthread_atfork` handler) tells every structure
+//! made before the fork that it belongs to another process.
+
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::executor::contain::contain;
+use crate::executor::facts::FactsReader;
+use crate::executor::target::Profile;
+use crate::executor::worker;
+use crate::kind::{NsKind, NsKinds};
+use crate::namespace::{Namespace, ProcDir};
+use crate::set::NsSet;
+use crate::thread_state;
+use crate::threads::thread_error;
+
+/// The kinds whose namespace a worker switches (and returns home from).
+pub(crate) const HOME_KINDS: NsKinds = NsKinds::THREAD_SWITCHABLE;
+
+/// The origin thread of this process.
+pub(crate) struct Origin {
+    generation: u64,
+    /// Handles of the process's own namespaces of [`HOME_KINDS`].
+    pub(crate) home: NsSet,
+    /// Where the origin thread, hence every new thread it starts, is.
+    pub(crate) profile: Profile,
+    /// Its thread id, to compare fs contexts with (`kcmp`).
+    pub(crate) tid: i32,
+    requests: mpsc::Sender<Request>,
+}
+
+/// A thread for the origin to start.
+pub(crate) struct Request {
+    /// The thread's name.
+    pub(crate) name: &'static str,
+    /// What it runs. It must not own user code (closures, results): if the
+    /// thread cannot be created, it is dropped on the origin thread.
+    pub(crate) start: Box<dyn FnOnce() + Send>,
+    /// Called on the origin thread with the error if the thread cannot be
+    /// created; a panic in it is contained.
+    pub(crate) failed: Box<dyn FnOnce(Error) + Send>,
+}
+
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn in_forked_child() {
+    FORKS.fetch_add(1, Ordering::AcqRel);
+}
+
+/// How many times this process's ancestors forked since nsguard was first
+/// used: what was made in another generation belongs to another process,
+/// whose threads this one does not have.
+pub(crate) fn generation() -> u64 {
+    FORKS.load(Ordering::Acquire)
+}
+
+fn count_forks() {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::AcqRel) {
+        // SAFETY: registers a handler that only increments an atomic, which
+        // is async-signal-safe and so allowed in a forked child.
+        unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
+    }
+}
+
+/// Published origins are never freed: `&'static` references to them are
+/// handed out, and a forked child must not touch its parent's.
+static ORIGIN: AtomicPtr<Origin> = AtomicPtr::new(ptr::null_mut());
+
+/// This process's origin, started on first use.
+///
+/// # Errors
+///
+/// [`Error::Thread`] if the origin thread cannot start; [`Error::Worker`]
+/// if the calling thread is not a clean place to start it from (it is
+/// inside a guard, shares no fs context with the process, lacks the main
+/// thread's capabilities…). Nothing is cached on error: a later call from
+/// another thread may succeed.
+pub(crate) fn get() -> Result<&'static Origin> {
+    loop {
+        let current = ORIGIN.load(Ordering::Acquire);
+        let generation = generation();
+        // SAFETY: non-null pointers in ORIGIN come from `Box::into_raw`
+        // below and are never freed once published.
+        if let Some(origin) = unsafe { current.as_ref() } {
+            if origin.generation == generation {
+                return Ok(origin);
+            }
+        }
+        let fresh = Box::into_raw(Box::new(Origin::start(generation)?));
+        match ORIGIN.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // The one of another generation (if any) is left as it is: its
+            // threads belong to the parent process.
+            // SAFETY: just published, never freed (see above).
+            Ok(_) => return Ok(unsafe { &*fresh }),
+            Err(_) => {
+                // Another thread published one first; this one was never
+                // shared. Dropping it ends its thread.
+                // SAFETY: `fresh` came from `Box::into_raw` above and no
+                // reference to it was handed out.
+                drop(unsafe { Box::from_raw(fresh) });
+            }
+        }
+    }
+}
+
+impl Origin {
+    /// Starts the origin thread from the calling thread and checks it.
+    fn start(generation: u64) -> Result<Origin> {
+        count_forks();
+        if thread_state::depth() != 0 {
+            return Err(Error::Worker {
+                reason: "nsguard's threads cannot be started from a thread inside an NsGuard \
+                         (they would inherit its namespaces); make the first call from a \
+                         thread that is not switched"
+                    .into(),
+            });
+        }
+        let main = MainThread::read();
+        let home = match &main {
+            Some(main) => main.home.try_clone()?,
+            None => NsSet::current(HOME_KINDS)?,
+        };
+        let for_thread = home.try_clone()?;
+        let (requests, inbox) = mpsc::channel::<Request>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(Profile, i32)>>();
+        std::thread::Builder::new()
+            .name("nsguard-origin".into())
+            .spawn(move || {
+                let ready = settle(&for_thread, main.as_ref());
+                drop(for_thread);
+                drop(main);
+                let ok = ready.is_ok();
+                let _ = ready_tx.send(ready);
+                if ok {
+                    serve(&inbox);
+                }
+            })
+            .map_err(|e| thread_error("start nsguard's origin thread", &e))?;
+        let (profile, tid) = ready_rx.recv().map_err(|_| Error::Worker {
+            reason: "nsguard's origin thread died while starting".into(),
+        })??;
+        Ok(Origin {
+            generation,
+            home,
+            profile,
+            tid,
+            requests,
+        })
+    }
+
+    /// Whether this origin belongs to the calling process.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Starts a thread (asynchronously); `request.failed` is called if it
+    /// cannot be.
+    pub(crate) fn spawn(&self, request: Request) {
+        if let Err(mpsc::SendError(request)) = self.requests.send(request) {
+            let failed = request.failed;
+            let _ = contain(move || {
+                failed(Error::Worker {
+                    reason: "nsguard's origin thread is gone".into(),
+                });
+            });
+        }
+    }
+}
+
+/// What the main thread of the process is: the reference for "the
+/// process's own" state.
+struct MainThread {
+    home: NsSet,
+    mnt: Namespace,
+    status: Vec<u8>,
+    tid: i32,
+}
+
+impl MainThread {
+    /// `None` if it cannot be read (the main thread has exited).
+    fn read() -> Option<MainThread> {
+        let pid = i32::try_from(std::process::id()).ok()?;
+        let proc = ProcDir::open(pid, NsKind::Net).ok()?;
+        let home = HOME_KINDS
+            .into_iter()
+            .map(|kind| proc.namespace_file(kind, kind.thread_proc_name()))
+            .collect::<Result<NsSet>>()
+            .ok()?;
+        let mnt = proc.namespace(NsKind::Mnt).ok()?;
+        let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+        Some(MainThread {
+            home,
+            mnt,
+            status,
+            tid: pid,
+        })
+    }
+}
+
+/// On the origin thread: enter the process's own namespaces and check that
+/// nothing else of the calling thread's state came along.
+fn settle(home: &NsSet, main: Option<&MainThread>) -> Result<(Profile, i32)> {
+    let tid = nix::unistd::gettid().as_raw();
+    worker::settle_in(home)?;
+    let refuse = |what: String| Error::Worker {
+        reason: format!(
+            "nsguard's threads cannot be started from this thread: {what}; workers would \
+             inherit it. Make the first nsguard call (or build the first Executor) from a \
+             thread that has not changed its namespaces, fs context or credentials, e.g. \
+             early in main"
+        ),
+    };
+    if let Some(main) = main {
+        let mnt = Namespace::current_unchecked(NsKind::Mnt)?;
+        if mnt.id() != main.mnt.id() {
+            return Err(refuse(format!(
+                "it is in mount namespace {} but the process's main thread is in {}",
+                mnt.id(),
+                main.mnt.id()
+            )));
+        }
+        let io = |errno| Error::Io {
+            op: "reading the thread's status",
+            kind: NsKind::User,
+            path: Some("/proc/thread-self/status".into()),
+            errno,
+        };
+        let facts = FactsReader::new(main.tid)
+            .and_then(|r| r.read(false))
+            .map_err(io)?;
+        if !facts.shares_fs() {
+            return Err(refuse(
+                "it has a root and working directory of its own (unshare(CLONE_FS))".into(),
+            ));
+        }
+        if let Err(diff) = facts.same_credentials_as(&main.status) {
+            return Err(refuse(format!(
+                "its credentials or capabilities differ from the main thread's ({diff})"
+            )));
+        }
+    }
+    Ok((Profile::of_current_thread()?, tid))
+}
+
+/// The origin thread's loop: start the threads asked for.
+fn serve(inbox: &mpsc::Receiver<Request>) {
+    while let Ok(Request {
+        name,
+        start,
+        failed,
+    }) = inbox.recv()
+    {
+        if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(start) {
+            let err = thread_error("start a worker", &e);
+            let _ = contain(move || failed(err));
+        }
+    }
+}
