@@ -420,3 +420,149 @@ pub fn threads_named(prefix: &str) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// The variable that tells a test binary it runs as a scenario child.
+const SCENARIO: &str = "NSGUARD_TEST_SCENARIO";
+
+/// Runs test `name` of this binary again in a child process, under a
+/// watchdog that kills it after `limit`, and fails if it fails, hangs or
+/// ran no test. In the child, returns true: the caller runs the scenario.
+/// A path that could hang is tested this way, so that a regression fails
+/// instead of hanging the suite.
+pub fn in_child_process(name: &str, limit: std::time::Duration) -> bool {
+    if std::env::var_os(SCENARIO).is_some() {
+        return true;
+    }
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(SCENARIO, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the scenario");
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(limit).is_err() {
+            // SAFETY: kill(2) takes integers only.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            true
+        } else {
+            false
+        }
+    });
+    let out = child.wait_with_output().expect("wait for the scenario");
+    let _ = done_tx.send(());
+    let killed = watchdog.join().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!killed, "{name} hung: killed after {limit:?}\n{text}");
+    assert!(out.status.success(), "{name}: {}\n{text}", out.status);
+    assert!(text.contains("1 passed"), "{name} ran no test:\n{text}");
+    false
+}
+
+/// A value whose `Drop` panics: user code that must be contained.
+pub struct PanicOnDrop(pub &'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("{}", self.0);
+        }
+    }
+}
+
+/// The pids controller (cgroup v1 or v2) of this machine, if any.
+fn pids_root() -> Option<PathBuf> {
+    ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| {
+            p.join("cgroup.procs").exists()
+                && (p.ends_with("pids") || p.join("cgroup.controllers").exists())
+        })
+}
+
+/// This process in a cgroup of its own whose `pids.max` caps its threads:
+/// a real `EAGAIN` from `clone(2)`. Moved back and removed on drop.
+pub struct PidsLimit {
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+impl PidsLimit {
+    /// `None` (with a printed reason) where no pids controller can be used.
+    pub fn new() -> Option<PidsLimit> {
+        let Some(root) = pids_root() else {
+            println!("skipped: no cgroup pids controller on this machine");
+            return None;
+        };
+        let dir = root.join(unique_name("nsguard-test"));
+        if let Err(e) = std::fs::create_dir(&dir) {
+            println!(
+                "skipped: cannot create a cgroup under {}: {e}",
+                root.display()
+            );
+            return None;
+        }
+        let limit = PidsLimit { dir, root };
+        std::fs::write(
+            limit.dir.join("cgroup.procs"),
+            std::process::id().to_string(),
+        )
+        .expect("move this process into the test cgroup");
+        Some(limit)
+    }
+
+    /// Caps the cgroup at its current number of tasks plus `extra`.
+    pub fn allow_more(&self, extra: usize) {
+        let now: usize = std::fs::read_to_string(self.dir.join("pids.current"))
+            .expect("pids.current")
+            .trim()
+            .parse()
+            .expect("a number");
+        std::fs::write(self.dir.join("pids.max"), (now + extra).to_string()).expect("pids.max");
+    }
+
+    /// Lifts the cap.
+    pub fn lift(&self) {
+        std::fs::write(self.dir.join("pids.max"), "max").expect("pids.max");
+    }
+}
+
+impl Drop for PidsLimit {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("pids.max"), "max");
+        let _ = std::fs::write(
+            self.root.join("cgroup.procs"),
+            std::process::id().to_string(),
+        );
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The calling thread's line `key` of `/proc/thread-self/status`.
+pub fn status_line(key: &str) -> String {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(':').next() == Some(key))
+        .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Threads of this process in the namespace of `kind` with inode `ino`.
+pub fn threads_in(kind: NsKind, ino: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        if try_link_ino(task.path().join("ns").join(thread_file(kind))) == Some(ino) {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            out.push(comm.trim().to_owned());
+        }
+    }
+    out
+}
