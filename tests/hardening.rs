@@ -583,3 +583,45 @@ fn a_home_in_another_pid_namespace_is_refused_at_build() {
         .build()
         .unwrap();
 }
+
+/// Records the netns its `Drop` runs in.
+struct Cleanup(Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.0
+            .store(thread_ino(NsKind::Net), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[nsguard::in_namespace(net = path)]
+async fn holds_a_cleanup_guard(
+    path: &std::path::Path,
+    seen: Arc<std::sync::atomic::AtomicU64>,
+) -> Result<(), Error> {
+    let _cleanup = Cleanup(seen);
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// A cancelled `#[in_namespace] async fn` (here by a timeout) drops its
+/// locals inside the namespace, on a worker, like each poll.
+#[test]
+fn a_cancelled_async_fn_drops_its_locals_inside() {
+    let a = TempNs::new(NsKind::Net);
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let outcome = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_millis(10),
+            holds_a_cleanup_guard(a.path(), Arc::clone(&seen)),
+        )
+        .await
+    });
+    assert!(outcome.is_err(), "the body never completes");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), a.ino());
+    assert_ne!(a.ino(), thread_ino(NsKind::Net));
+}
