@@ -39,6 +39,37 @@ use crate::{sys, thread_state};
 /// after it on the same thread is still alive (or was leaked with
 /// [`mem::forget`](std::mem::forget)) poisons the thread the same way. A
 /// guard dropped on a thread that is already poisoned does nothing.
+///
+/// # Async code: never hold a guard across `.await`
+///
+/// `!Send` stops a work-stealing runtime from moving a guard-holding future
+/// to another thread, but nothing stops a future that needs no `Send`
+/// (a current-thread runtime, `tokio::task::LocalSet`, `join!`,
+/// `futures::executor::block_on`) from holding a guard across an `.await`.
+/// While it is suspended, **every other task polled on that thread runs
+/// inside the guard's namespaces**; and two such futures joined on one
+/// thread drop their guards out of order, which poisons the thread and
+/// panics. Switch inside an `.await`-free scope, or use
+/// [`NsSet::run_async`] or an `#[in_namespace] async fn`, whose every poll
+/// runs on a worker inside the namespaces.
+///
+/// Clippy can flag a guard held across `.await` in your project: put this in
+/// its `clippy.toml` (this project does the same):
+///
+/// ```toml
+/// await-holding-invalid-types = [
+///     { path = "nsguard::NsGuard", reason = "other tasks on this thread would run inside its namespaces" },
+/// ]
+/// ```
+///
+/// # Leaking a guard
+///
+/// [`mem::forget`](std::mem::forget) on the outermost guard of a thread
+/// leaves the thread inside the namespaces for good, and nothing can notice:
+/// no guard is left to drop, so the thread is not poisoned. (Forgetting an
+/// inner guard is caught when the outer one is dropped.) Do not forget
+/// guards; if a guard must outlive a scope, keep it in a variable of the
+/// thread that created it and call [`restore`](NsGuard::restore).
 #[must_use = "the thread is switched back when the guard is dropped: bind it to a variable \
               (`let _guard = ...`) for as long as the code must run inside"]
 pub struct NsGuard {

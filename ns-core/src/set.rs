@@ -213,11 +213,15 @@ impl NsSet {
     /// If entering fails half way, the kinds already switched are switched
     /// back before the error is returned: the thread is where it was.
     ///
-    /// Only net, uts, ipc, cgroup and pid can be entered this way (pid:
+    /// Only net, uts, ipc, cgroup and pid can be switched this way (pid:
     /// only `pid_for_children` changes, and the thread cannot create
     /// threads while it is switched; processes it forks start in the pid
-    /// namespace). For mnt, time and user, run the code on a worker or in a
-    /// process instead.
+    /// namespace). A mnt, time or user namespace the thread is already in
+    /// needs no switch and is accepted (a set read from a container often
+    /// has the host's user and time namespaces); another one is refused:
+    /// run the code on a worker or in a process instead.
+    ///
+    /// Never hold the guard across `.await`: see [`NsGuard`]'s docs.
     ///
     /// Everything else on this thread runs inside too while the guard lives;
     /// threads started meanwhile stay inside for good, and work handed to
@@ -226,7 +230,7 @@ impl NsSet {
     /// # Errors
     ///
     /// - [`Error::UnsupportedOnThread`] if the set has a mnt, time or user
-    ///   namespace, before anything changes;
+    ///   namespace the thread is not already in, before anything changes;
     /// - [`Error::PermissionDenied`] without `CAP_SYS_ADMIN` over the target;
     /// - [`Error::Enter`] if `setns` fails otherwise;
     /// - [`Error::Restore`] if switching back after a failure failed too: the
@@ -274,7 +278,7 @@ impl NsSet {
     /// # Errors
     ///
     /// - [`Error::UnsupportedOnThread`] if the set has a time or user
-    ///   namespace;
+    ///   namespace other than the process's own (which needs no switch);
     /// - [`Error::PermissionDenied`] or [`Error::Enter`] if the worker cannot
     ///   enter a namespace (`f` does not run);
     /// - [`Error::Worker`] if no worker thread can be started;
