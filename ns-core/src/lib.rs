@@ -22,6 +22,7 @@ mod kind;
 mod namespace;
 pub mod netns;
 mod pool;
+mod probe;
 mod reach;
 mod set;
 mod spawn;
