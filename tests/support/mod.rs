@@ -26,6 +26,59 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Whether this kernel has time namespaces (Linux 5.6 with
+/// `CONFIG_TIME_NS`), read from `/proc`, not from nsguard.
+pub fn has_time_ns() -> bool {
+    Path::new("/proc/self/ns/time_for_children").exists()
+}
+
+/// Prints that `what` was skipped and why, where the test harness does not
+/// capture it (straight to the process's stderr), so that CI logs show it.
+pub fn skipped(what: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {what}: {why}");
+}
+
+/// For a test that needs time namespaces: true if the kernel has them,
+/// else prints why `what` is skipped and returns false.
+pub fn require_time_ns(what: &str) -> bool {
+    if has_time_ns() {
+        return true;
+    }
+    skipped(
+        what,
+        "needs time namespaces (Linux 5.6 with CONFIG_TIME_NS); \
+         /proc/self/ns/time_for_children does not exist",
+    );
+    false
+}
+
+/// For a test that needs a kernel *without* time namespaces (as under
+/// `tools/kernel-emu --kernel 5.4`): true if time namespaces are absent,
+/// else prints why `what` is skipped and returns false.
+pub fn require_no_time_ns(what: &str) -> bool {
+    if !has_time_ns() {
+        return true;
+    }
+    skipped(
+        what,
+        "needs a kernel without time namespaces (CI runs it under tools/kernel-emu --kernel 5.4)",
+    );
+    false
+}
+
+/// `kinds` without time, when the kernel lacks it (saying so for `what`).
+pub fn kinds_this_kernel_has(what: &str, kinds: &[NsKind]) -> Vec<NsKind> {
+    if kinds.contains(&NsKind::Time) && !require_time_ns(&format!("{what} (its time part)")) {
+        return kinds
+            .iter()
+            .copied()
+            .filter(|k| *k != NsKind::Time)
+            .collect();
+    }
+    kinds.to_vec()
+}
+
 /// The inode number in a `/proc/.../ns/*` link target like `net:[4026531833]`.
 pub fn link_ino(link: impl AsRef<Path>) -> u64 {
     let link = link.as_ref();
