@@ -12,11 +12,13 @@
 //! ```text
 //! cargo run --example bridge_ps            # as root
 //! BRIDGE_PS_CONTAINERS=20 cargo run --example bridge_ps
+//! BRIDGE_PS_FAIL_AT=3 cargo run --example bridge_ps   # a lister fails at container 3
 //! ```
 //!
 //! Everything is removed at the end, on error and on Ctrl-C: the containers'
 //! namespaces (and their veths) die with their handles; the bridge is
-//! deleted by a guard and by the Ctrl-C handler.
+//! deleted by a guard and by the Ctrl-C handler. An error in any thread
+//! stops every other one first, so the example never hangs.
 
 mod common;
 
@@ -51,6 +53,16 @@ fn addresses_in(netns: &Namespace) -> nsguard::Result<Addresses> {
             Some((a.interface_name, IpAddr::V4(ip)))
         })
         .collect())
+}
+
+/// Sets the flag when dropped: on every way out of a scope, `?` and panics
+/// included, so that threads polling it end and the scope can join them.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Deletes the bridge when dropped.
@@ -102,6 +114,11 @@ fn run() -> Result<(), common::BoxError> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
+    // A container whose lister fails: to show that an error ends the run
+    // cleanly (it asks for a network namespace name that does not exist).
+    let fail_at: Option<usize> = std::env::var("BRIDGE_PS_FAIL_AT")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let pid = std::process::id();
     let name = format!("nsgbr{}", pid % 1_000_000);
 
@@ -110,9 +127,12 @@ fn run() -> Result<(), common::BoxError> {
         .map(|_| NsSet::unshare(NsKind::Net))
         .collect::<Result<_, _>>()?;
 
-    Command::new("ip")
+    let added = Command::new("ip")
         .args(["link", "add", "name", &name, "type", "bridge"])
         .status()?;
+    if !added.success() {
+        return Err(format!("ip link add {name} type bridge: {added}").into());
+    }
     let bridge = Bridge(name.clone());
     let on_ctrl_c = name.clone();
     ctrlc::set_handler(move || {
@@ -149,6 +169,8 @@ fn run() -> Result<(), common::BoxError> {
     );
     let mut table: Vec<Option<(String, Addresses)>> = vec![None; count];
     std::thread::scope(|s| -> Result<(), common::BoxError> {
+        // Stops the host thread however this scope is left.
+        let _stop = StopOnDrop(&stop);
         // The host thread: the bridge must always be there.
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
@@ -166,6 +188,9 @@ fn run() -> Result<(), common::BoxError> {
                     for round in 0..ROUNDS {
                         for i in (t..containers.len()).step_by(THREADS) {
                             let netns = containers[i].get(NsKind::Net).expect("a net namespace");
+                            if fail_at == Some(i) {
+                                Namespace::named(&format!("bridge-ps-absent-{pid}"))?;
+                            }
                             let addrs = addresses_in(netns)?;
                             calls.fetch_add(1, Ordering::Relaxed);
                             let mine = addrs
@@ -183,12 +208,13 @@ fn run() -> Result<(), common::BoxError> {
                 })
             })
             .collect();
-        for lister in listers {
-            for (i, id, addrs) in lister.join().map_err(|_| "a lister panicked")?? {
+        // Every lister is joined before any error is returned.
+        let results: Vec<_> = listers.into_iter().map(|l| l.join()).collect();
+        for result in results {
+            for (i, id, addrs) in result.map_err(|_| "a lister panicked")?? {
                 table[i] = Some((id, addrs));
             }
         }
-        stop.store(true, Ordering::Relaxed);
         Ok(())
     })?;
 

@@ -110,6 +110,49 @@ fn bridge_ps_never_loses_the_bridge() {
 }
 
 #[test]
+fn bridge_ps_ends_and_cleans_up_when_a_lister_fails() {
+    let mut child = Command::new(example("bridge_ps"))
+        .env("BRIDGE_PS_CONTAINERS", "4")
+        .env("BRIDGE_PS_FAIL_AT", "2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bridge = format!("nsgbr{}", child.id() % 1_000_000);
+    let bridge_exists = || {
+        Command::new("ip")
+            .args(["link", "show", &bridge])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    // A watchdog: the example used to hang here for ever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let left_behind = bridge_exists();
+    if left_behind {
+        let _ = Command::new("ip")
+            .args(["link", "delete", &bridge])
+            .status();
+    }
+    let status = status.expect("bridge_ps hung after a lister failed (killed after 60 s)");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("bridge-ps-absent"), "{stderr}");
+    assert!(!left_behind, "bridge {bridge} was left behind");
+}
+
+#[test]
 fn http_in_netns_reaches_the_server_only_from_inside() {
     let (_, stdout, _) = run("http_in_netns");
     assert!(

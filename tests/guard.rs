@@ -285,7 +285,10 @@ fn a_failed_restore_poisons_the_thread() {
 #[test]
 fn mnt_time_and_user_are_refused_before_anything_changes() {
     let net = TempNs::new(NsKind::Net);
-    for kind in [NsKind::Mnt, NsKind::Time, NsKind::User] {
+    for kind in support::kinds_this_kernel_has(
+        "mnt_time_and_user_are_refused_before_anything_changes",
+        &[NsKind::Mnt, NsKind::Time, NsKind::User],
+    ) {
         let other = TempNs::new(kind);
         let set = NsSet::from(open(&net)).with(open(&other));
         on_fresh_thread(|| {

@@ -72,8 +72,8 @@ fn what_nsguard_adds_ip_netns_lists_and_execs_in() {
     let line = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some("/run/netns"))
-        .last()
+        // The last one: mounts may be stacked there, and the top one counts.
+        .rfind(|l| l.split_whitespace().nth(4) == Some("/run/netns"))
         .map(str::to_owned)
         .expect("/run/netns is a mount point");
     assert!(line.contains("shared:"), "{line}");
@@ -152,4 +152,48 @@ fn persist_keeps_a_namespace_alive_after_every_handle_is_gone() {
         Namespace::unpersist(&path),
         Err(Error::NotFound { .. })
     ));
+}
+
+#[test]
+fn a_name_that_cannot_be_opened_once_made_is_removed_again() {
+    let name = unique_name("nsguard-add-fails");
+    let path = format!("{}/{name}", netns::RUN_DIR);
+    // Also when this test fails: no mount, no file left behind.
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(self.0.as_str(), nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(path.clone());
+    let result = support::on_fresh_thread(|| {
+        // The final open of the new name, and only it, fails with EMFILE,
+        // a real error from the kernel: openat(AT_FDCWD, path, the flags
+        // every namespace fd is opened with). The namespace itself is
+        // opened relative to /proc/thread-self/ns, not AT_FDCWD.
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        support::fail_syscall_on_this_thread(
+            libc::SYS_openat,
+            &[(0, libc::AT_FDCWD as u32), (2, flags as u32)],
+            libc::EMFILE,
+        );
+        netns::add(&name)
+    });
+    match result {
+        Err(Error::Io {
+            errno,
+            path: Some(p),
+            ..
+        }) => {
+            assert_eq!(errno, nix::errno::Errno::EMFILE);
+            assert_eq!(p, std::path::Path::new(&path));
+        }
+        other => panic!("expected Io(EMFILE), got {other:?}"),
+    }
+    assert!(!mounted(&path), "{path} is still mounted");
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "{path} is still there"
+    );
 }

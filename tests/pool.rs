@@ -4,7 +4,9 @@ mod support;
 
 use std::collections::HashSet;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nsguard::{Error, NsKind, NsSet, Pool};
 use support::main_thread_ino;
@@ -96,4 +98,114 @@ fn pools_refuse_what_cannot_work() {
         .unwrap();
     let set = pool.get().unwrap();
     assert_eq!(set.kinds(), NsKind::User | NsKind::Net);
+}
+
+/// Threads of this process named `nsguard-pool` that lack CAP_SYS_ADMIN.
+fn refill_threads_without_cap_sys_admin() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            let eff = status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+                .unwrap_or(u64::MAX);
+            comm.trim() == "nsguard-pool" && eff & (1 << 21) == 0 // CAP_SYS_ADMIN
+        })
+        .count()
+}
+
+#[test]
+fn a_refill_that_cannot_work_stops_and_says_why() {
+    support::on_fresh_thread(|| {
+        // The refill thread inherits this thread's capabilities: without
+        // CAP_SYS_ADMIN, unshare(CLONE_NEWNET) fails with EPERM every time.
+        support::drop_cap_sys_admin_on_this_thread();
+        let pool = Pool::builder(NsKind::Net).size(2).build().unwrap();
+        let started = Instant::now();
+        match pool.try_wait_full(Duration::from_secs(20)) {
+            Err(Error::PermissionDenied { .. }) => {}
+            other => panic!("expected PermissionDenied, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "surfaced at once"
+        );
+        assert!(!pool.wait_full(Duration::from_secs(20)));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no waiting in vain"
+        );
+        assert!(matches!(
+            pool.last_error(),
+            Some(Error::PermissionDenied { .. })
+        ));
+        // get hands out the error that stopped the refill.
+        assert!(matches!(pool.get(), Err(Error::PermissionDenied { .. })));
+        // And the refill thread has stopped: no more namespaces made and
+        // dropped every 100 ms.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while refill_threads_without_cap_sys_admin() > 0 {
+            assert!(Instant::now() < deadline, "the refill thread still runs");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+}
+
+#[test]
+fn a_failing_refill_backs_off_and_keeps_its_error() {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&attempts);
+    let pool = Pool::builder(NsKind::Uts)
+        .size(1)
+        .setup(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Err("not today".into())
+        })
+        .build()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1600));
+    // Waits of 100, 200, 400, 800 ms: five attempts by now; sixteen
+    // without backing off.
+    let made = attempts.load(Ordering::SeqCst);
+    assert!((2..=6).contains(&made), "{made} attempts in 1.6 s");
+    assert!(
+        matches!(pool.last_error(), Some(Error::Setup { reason }) if reason == "not today"),
+        "{:?}",
+        pool.last_error()
+    );
+    // A hook may work again later: the refill goes on.
+    assert!(matches!(
+        pool.try_wait_full(Duration::from_millis(50)),
+        Ok(false)
+    ));
+    // Dropping the pool does not wait out the back-off.
+    let started = Instant::now();
+    drop(pool);
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+#[test]
+fn a_panicking_hook_does_not_end_the_refill() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let pool = Pool::builder(NsKind::Uts)
+        .size(1)
+        .setup(move || {
+            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first hook call panics");
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    assert!(
+        pool.try_wait_full(Duration::from_secs(20)).unwrap(),
+        "filled after the panic; last error: {:?}",
+        pool.last_error()
+    );
+    assert!(calls.load(Ordering::SeqCst) >= 2);
 }

@@ -272,7 +272,10 @@ fn processes_spawned_in_a_pid_body_land_in_the_pid_namespace() {
 
 #[test]
 fn user_and_time_are_refused_without_running_the_body() {
-    for kind in [NsKind::User, NsKind::Time] {
+    for kind in support::kinds_this_kernel_has(
+        "user_and_time_are_refused_without_running_the_body",
+        &[NsKind::User, NsKind::Time],
+    ) {
         let temp = TempNs::new(kind);
         let set = NsSet::from(open(&temp));
         let mut ran = false;

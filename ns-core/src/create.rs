@@ -92,6 +92,9 @@ impl Unshare {
     /// # Errors
     ///
     /// - [`Error::CannotCreate`] for pid;
+    /// - [`Error::KindUnsupported`] for a kind the running kernel lacks
+    ///   (time before Linux 5.6 or without `CONFIG_TIME_NS`), before
+    ///   anything is created;
     /// - [`Error::PermissionDenied`] without `CAP_SYS_ADMIN` (or, for user
     ///   namespaces, when the maps are not allowed);
     /// - [`Error::Create`] if the kernel refuses otherwise (`ENOSPC`: a
@@ -110,6 +113,7 @@ impl Unshare {
     /// Those of [`create`](Self::create), and those of entering `base`.
     pub fn create_in(&self, base: &NsSet) -> Result<NsSet> {
         thread_state::check()?;
+        Error::check_supported(self.kinds)?;
         if self.kinds.contains(NsKind::Pid) {
             return Err(Error::CannotCreate {
                 kind: NsKind::Pid,

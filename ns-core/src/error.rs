@@ -19,7 +19,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// [`kind`](Error::kind) and [`path`](Error::path) read the common fields.
 /// Converts into [`std::io::Error`] with a matching [`io::ErrorKind`] (the
 /// nsguard error stays reachable through `get_ref`/`into_inner`).
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The path does not exist (`ENOENT`, `ENOTDIR`).
@@ -131,6 +131,24 @@ pub enum Error {
     UnknownKind {
         /// The string given.
         name: String,
+    },
+
+    /// The running kernel has no namespaces of this kind (it is too old,
+    /// or was built without them); nothing was done. Which kinds a kernel
+    /// has is probed once per process, from the files in `/proc/self/ns`:
+    /// [`NsKinds::supported`](crate::NsKinds::supported) is every kind it
+    /// has.
+    #[error(
+        "this kernel has no {kind} namespaces (/proc/self/ns/{kind} does not exist): they need \
+         {needs}; nothing was done; leave {kind} out, or use NsKinds::supported() for every \
+         kind this kernel has"
+    )]
+    KindUnsupported {
+        /// The kind the kernel lacks.
+        kind: NsKind,
+        /// What a kernel needs to have it, e.g. `"Linux 5.6 or later built
+        /// with CONFIG_TIME_NS"`.
+        needs: &'static str,
     },
 
     /// A thread cannot switch to this kind and back; nothing was changed.
@@ -311,6 +329,7 @@ impl Error {
             | Error::PermissionDenied { kind, .. }
             | Error::NotANamespace { kind, .. }
             | Error::UnsupportedOnThread { kind, .. }
+            | Error::KindUnsupported { kind, .. }
             | Error::CannotCreate { kind, .. }
             | Error::Io { kind, .. } => Some(*kind),
             Error::WrongKind { expected, .. } => Some(*expected),
@@ -347,6 +366,7 @@ impl Error {
             | Error::UnknownKind { .. }
             | Error::InvalidPid { .. } => io::ErrorKind::InvalidInput,
             Error::UnsupportedOnThread { .. }
+            | Error::KindUnsupported { .. }
             | Error::CannotCreate { .. }
             | Error::NoWayBack { .. } => io::ErrorKind::Unsupported,
             Error::Enter { errno, .. }
@@ -359,6 +379,18 @@ impl Error {
             Error::Poisoned { .. } | Error::Worker { .. } | Error::Setup { .. } => {
                 io::ErrorKind::Other
             }
+        }
+    }
+
+    /// `Err(KindUnsupported)` for the first kind of `kinds` the running
+    /// kernel lacks.
+    pub(crate) fn check_supported(kinds: crate::kind::NsKinds) -> Result<()> {
+        match kinds.difference(crate::probe::kernel().kinds).iter().next() {
+            None => Ok(()),
+            Some(kind) => Err(Error::KindUnsupported {
+                kind,
+                needs: crate::probe::needs(kind),
+            }),
         }
     }
 

@@ -112,6 +112,21 @@ impl NsKind {
         Self::ALL.into_iter().find(|k| k.clone_flag() == flag)
     }
 
+    /// Whether the running kernel has namespaces of this kind: see
+    /// [`NsKinds::supported`].
+    ///
+    /// ```
+    /// use nsguard::NsKind;
+    ///
+    /// assert!(NsKind::Net.is_supported());
+    /// if !NsKind::Time.is_supported() {
+    ///     println!("no time namespaces: Linux before 5.6, or CONFIG_TIME_NS=n");
+    /// }
+    /// ```
+    pub fn is_supported(self) -> bool {
+        crate::probe::has(self)
+    }
+
     /// Whether a thread of a multithreaded process can enter a namespace of
     /// this kind and leave it again with `setns(2)`, as [`NsSet::enter`]
     /// needs. True for net, uts, ipc, cgroup and pid.
@@ -218,7 +233,8 @@ pub struct NsKinds(u8);
 impl NsKinds {
     /// No kind.
     pub const EMPTY: NsKinds = NsKinds(0);
-    /// All eight kinds.
+    /// All eight kinds, whether or not the running kernel has them: for
+    /// every kind it has, use [`supported`](Self::supported).
     pub const ALL: NsKinds = NsKinds(0xff);
     /// The kinds a thread can switch to and back: cgroup, ipc, net, pid, uts.
     /// See [`NsKind::is_thread_switchable`].
@@ -229,6 +245,34 @@ impl NsKinds {
             | NsKind::Pid.bit()
             | NsKind::Uts.bit(),
     );
+
+    /// Every kind the running kernel has: what [`ALL`](Self::ALL) means in
+    /// practice. Pass it where a call should take "every kind there is",
+    /// such as [`NsSet::current`](crate::NsSet::current) or
+    /// [`NsSet::of_pid`](crate::NsSet::of_pid), which refuse a kind the
+    /// kernel lacks with [`Error::KindUnsupported`].
+    ///
+    /// The kernel is probed once per process, from what it does rather than
+    /// its version (distribution kernels carry backports): a kind is there
+    /// when `/proc/self/ns/<name>` exists, and for pid and time
+    /// `pid_for_children`/`time_for_children` too. Time namespaces need
+    /// Linux 5.6 built with `CONFIG_TIME_NS`; cgroup, 4.6; the others are in
+    /// every kernel nsguard supports (4.18 and later), unless configured
+    /// out. Without `/proc` nothing can be told, and every kind counts as
+    /// there.
+    ///
+    /// ```
+    /// use nsguard::{NsKind, NsKinds, NsSet};
+    ///
+    /// let kinds = NsKinds::supported();
+    /// assert!(kinds.contains(NsKind::Net));
+    /// let here = NsSet::current(kinds)?; // every namespace this thread is in
+    /// assert_eq!(here.kinds(), kinds);
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    pub fn supported() -> NsKinds {
+        crate::probe::kernel().kinds
+    }
 
     /// Whether `kind` is in the set.
     pub const fn contains(self, kind: NsKind) -> bool {

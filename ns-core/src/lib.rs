@@ -23,6 +23,7 @@ mod live;
 mod namespace;
 pub mod netns;
 mod pool;
+mod probe;
 mod reach;
 mod set;
 mod spawn;

@@ -59,6 +59,8 @@ impl Namespace {
     ///
     /// # Errors
     ///
+    /// - [`Error::KindUnsupported`] if the running kernel has no namespaces
+    ///   of `kind` (time before Linux 5.6 or without `CONFIG_TIME_NS`);
     /// - [`Error::NotFound`] if `path` does not exist;
     /// - [`Error::PermissionDenied`] if it cannot be read (for
     ///   `/proc/<pid>/ns/*` of another user's process: ptrace access);
@@ -82,6 +84,7 @@ impl Namespace {
     /// ```
     pub fn open(kind: NsKind, path: impl AsRef<Path>) -> Result<Namespace> {
         thread_state::check()?;
+        Error::check_supported(kind.into())?;
         open_path(kind, path.as_ref())
     }
 
@@ -131,6 +134,8 @@ impl Namespace {
     /// # Errors
     ///
     /// - [`Error::InvalidPid`] if `pid` is zero or negative;
+    /// - [`Error::KindUnsupported`] if the running kernel has no namespaces
+    ///   of `kind`;
     /// - [`Error::NoSuchProcess`] if no such process exists, or it has
     ///   exited (a zombie has no namespaces);
     /// - [`Error::PermissionDenied`] without ptrace read access to it;
@@ -147,6 +152,7 @@ impl Namespace {
     /// ```
     pub fn of_pid(pid: i32, kind: NsKind) -> Result<Namespace> {
         thread_state::check()?;
+        Error::check_supported(kind.into())?;
         ProcDir::open(pid, kind)?.namespace(kind)
     }
 
@@ -162,8 +168,11 @@ impl Namespace {
     /// # Errors
     ///
     /// [`Error::Poisoned`] if the thread is poisoned (its namespaces are
-    /// unknown); [`Error::NotFound`] if `/proc` is not mounted or the kernel
-    /// lacks the kind.
+    /// unknown); [`Error::KindUnsupported`] if the running kernel has no
+    /// namespaces of `kind` (see [`NsKinds::supported`]);
+    /// [`Error::NotFound`] if `/proc` is not mounted.
+    ///
+    /// [`NsKinds::supported`]: crate::NsKinds::supported
     ///
     /// # Examples
     ///
@@ -181,6 +190,7 @@ impl Namespace {
 
     /// [`current`](Self::current) without the poison check, for restoring.
     pub(crate) fn current_unchecked(kind: NsKind) -> Result<Namespace> {
+        Error::check_supported(kind.into())?;
         let dir = thread_state::ns_dir(kind)?;
         let name = kind.thread_proc_name();
         let fd = sys::open_at(dir.as_fd(), name).map_err(|errno| {
@@ -463,24 +473,19 @@ impl ProcDir {
 
     /// Opens `ns/<file>` of the process, a namespace of `kind`.
     pub(crate) fn namespace_file(&self, kind: NsKind, file: &str) -> Result<Namespace> {
+        Error::check_supported(kind.into())?;
         let name = format!("ns/{file}");
         let path = PathBuf::from(format!("/proc/{}/{name}", self.pid));
         match sys::open_at(self.fd.as_fd(), &name) {
             Ok(fd) => validate(kind, fd, Some(&path)),
-            // The directory is pinned to the process: ENOENT or ESRCH now
-            // means it exited (a zombie has no namespaces), unless this
-            // kernel does not know the kind at all.
-            Err(Errno::ENOENT | Errno::ESRCH)
-                if Path::new(thread_state::THREAD_NS_DIR)
-                    .join(kind.proc_name())
-                    .exists() =>
-            {
-                Err(Error::NoSuchProcess {
-                    pid: self.pid,
-                    kind,
-                    path,
-                })
-            }
+            // The directory is pinned to the process, and the kernel has the
+            // kind: ENOENT or ESRCH now means the process exited (a zombie
+            // has no namespaces).
+            Err(Errno::ENOENT | Errno::ESRCH) => Err(Error::NoSuchProcess {
+                pid: self.pid,
+                kind,
+                path,
+            }),
             Err(errno) => Err(open_error(kind, &path, errno)),
         }
     }

@@ -62,6 +62,8 @@ pub fn open(name: &str) -> Result<Namespace> {
 ///
 /// - [`Error::InvalidName`] for a name `ip netns` could not use;
 /// - [`Error::AlreadyExists`] if `/run/netns/NAME` exists;
+/// - [`Error::Io`] if the new name cannot be opened once made (`EMFILE`…);
+///   the name is then removed again;
 /// - [`Error::PermissionDenied`] without `CAP_SYS_ADMIN`;
 /// - the errors of [`NsSet::unshare`] and [`Namespace::persist`].
 ///
@@ -84,7 +86,11 @@ pub fn add(name: &str) -> Result<Namespace> {
         let _ = std::fs::remove_file(&path);
         return Err(err);
     }
-    Namespace::open(NsKind::Net, &path)
+    // Nothing may stay behind when the name cannot be handed out: the bind
+    // mount would keep the namespace alive with nobody to delete it.
+    Namespace::open(NsKind::Net, &path).inspect_err(|_| {
+        let _ = Namespace::unpersist(&path);
+    })
 }
 
 /// Deletes the network namespace called `name`, as `ip netns delete NAME`

@@ -23,6 +23,17 @@ type Setup =
 /// sets are taken. Each set is handed out once. Dropping the pool stops the
 /// thread and drops the sets that were not taken.
 ///
+/// When making a set fails, the thread waits before it tries again, twice
+/// as long after each failure in a row (from 100 ms up to 10 s), and keeps
+/// the error: [`last_error`](Self::last_error) shows it. An error that
+/// trying again cannot cure (a missing capability, a kind the kernel lacks,
+/// a kind that cannot be created this way: see
+/// [`try_wait_full`](Self::try_wait_full)) stops the refill for good; from
+/// then on [`get`](Self::get) returns that error once no set is ready, and
+/// [`try_wait_full`](Self::try_wait_full) returns it at once. A panic while
+/// making a set (in the setup hook) counts as a failure of the hook: the
+/// thread never dies of it.
+///
 /// ```no_run
 /// use nsguard::{NsKind, Pool};
 ///
@@ -59,6 +70,48 @@ struct Shared {
 struct State {
     ready: VecDeque<NsSet>,
     stop: bool,
+    /// The refill's most recent error, cleared by a success.
+    last_error: Option<Error>,
+    /// The error that stopped the refill for good.
+    stopped: Option<Error>,
+}
+
+/// The first wait after a failed refill, doubled after each failure in a
+/// row up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Whether trying again cannot cure `err`: the refill stops on it.
+fn is_permanent(err: &Error) -> bool {
+    use nix::errno::Errno;
+    match err {
+        Error::PermissionDenied { .. }
+        | Error::KindUnsupported { .. }
+        | Error::CannotCreate { .. }
+        | Error::UnsupportedOnThread { .. }
+        | Error::Poisoned { .. } => true,
+        Error::Create { errno, .. } | Error::Io { errno, .. } | Error::Enter { errno, .. } => {
+            matches!(
+                errno,
+                Errno::EINVAL | Errno::ENOSYS | Errno::EPERM | Errno::EACCES | Errno::EOPNOTSUPP
+            )
+        }
+        // Out of memory, fds, threads or namespaces (ENOSPC), or a hook
+        // that failed this time: maybe not next time.
+        _ => false,
+    }
+}
+
+/// The text of a panic payload; the payload is dropped where a panic in
+/// its own `Drop` cannot escape.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+    text
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -79,19 +132,27 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// Those of creating a set and running the setup hook, when none was
-    /// ready.
+    /// When no set is ready: the error that stopped the refill, if one did
+    /// (see [`try_wait_full`](Self::try_wait_full)), without trying again;
+    /// else those of creating a set and running the setup hook.
     pub fn get(&self) -> Result<NsSet> {
-        let taken = {
+        let (taken, stopped) = {
             let mut state = lock(&self.shared.state);
             let set = state.ready.pop_front();
             self.shared.changed.notify_all();
-            set
+            (set, state.stopped.clone())
         };
-        match taken {
-            Some(set) => Ok(set),
-            None => self.shared.make(),
+        match (taken, stopped) {
+            (Some(set), _) => Ok(set),
+            (None, Some(err)) => Err(err),
+            (None, None) => self.shared.make(),
         }
+    }
+
+    /// The most recent error of the background refill, if its last attempt
+    /// failed (a success clears it).
+    pub fn last_error(&self) -> Option<Error> {
+        lock(&self.shared.state).last_error.clone()
     }
 
     /// The number of sets ready now.
@@ -99,18 +160,41 @@ impl Pool {
         lock(&self.shared.state).ready.len()
     }
 
-    /// Waits until the pool is full, or `timeout` has passed; returns
-    /// whether it is full.
+    /// Waits until the pool is full, or `timeout` has passed, or the refill
+    /// has stopped on an error; returns whether it is full. See
+    /// [`try_wait_full`](Self::try_wait_full) for the error.
     pub fn wait_full(&self, timeout: Duration) -> bool {
+        self.try_wait_full(timeout).unwrap_or(false)
+    }
+
+    /// Waits until the pool is full (`Ok(true)`), or `timeout` has passed
+    /// (`Ok(false)`; [`last_error`](Self::last_error) tells whether the
+    /// refill is failing meanwhile).
+    ///
+    /// # Errors
+    ///
+    /// The error that stopped the refill for good, as soon as it has: one
+    /// that trying again cannot cure, such as [`Error::PermissionDenied`]
+    /// (the thread that built the pool lacked `CAP_SYS_ADMIN`),
+    /// [`Error::KindUnsupported`], [`Error::CannotCreate`], or
+    /// [`Error::Create`]/[`Error::Io`] with `EINVAL`, `ENOSYS`, `EPERM`,
+    /// `EACCES` or `EOPNOTSUPP`.
+    pub fn try_wait_full(&self, timeout: Duration) -> Result<bool> {
         let state = lock(&self.shared.state);
         let (state, _) = self
             .shared
             .changed
             .wait_timeout_while(state, timeout, |s| {
-                s.ready.len() < self.shared.size && !s.stop
+                s.ready.len() < self.shared.size && !s.stop && s.stopped.is_none()
             })
             .unwrap_or_else(|p| p.into_inner());
-        state.ready.len() >= self.shared.size
+        if state.ready.len() >= self.shared.size {
+            return Ok(true);
+        }
+        match &state.stopped {
+            Some(err) => Err(err.clone()),
+            None => Ok(false),
+        }
     }
 }
 
@@ -141,10 +225,12 @@ impl PoolBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::CannotCreate`] for pid; [`Error::UnsupportedOnThread`] for a
+    /// [`Error::CannotCreate`] for pid; [`Error::KindUnsupported`] for a
+    /// kind the running kernel lacks; [`Error::UnsupportedOnThread`] for a
     /// setup hook with user or time in the kinds (no worker can run inside
     /// those); [`Error::Worker`] if the background thread cannot start.
     pub fn build(self) -> Result<Pool> {
+        Error::check_supported(self.kinds)?;
         if self.kinds.contains(NsKind::Pid) {
             // Reuse the creation check's error.
             NsSet::unshare(NsKind::Pid)?;
@@ -168,6 +254,8 @@ impl PoolBuilder {
             state: Mutex::new(State {
                 ready: VecDeque::new(),
                 stop: false,
+                last_error: None,
+                stopped: None,
             }),
             changed: Condvar::new(),
         });
@@ -196,7 +284,10 @@ impl Shared {
         Ok(set)
     }
 
+    /// The background thread: keeps the pool full, backs off on failures,
+    /// stops on an error that cannot cure itself. Never panics.
     fn refill(&self) {
+        let mut failures: u32 = 0;
         loop {
             {
                 let state = lock(&self.state);
@@ -208,18 +299,41 @@ impl Shared {
                     return;
                 }
             }
-            match self.make() {
+            let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.make()))
+                .unwrap_or_else(|payload| {
+                    Err(Error::Setup {
+                        reason: format!("making a set panicked: {}", panic_message(payload)),
+                    })
+                });
+            let mut state = lock(&self.state);
+            if state.stop {
+                return;
+            }
+            match made {
                 Ok(set) => {
-                    let mut state = lock(&self.state);
-                    if state.stop {
-                        return;
-                    }
+                    failures = 0;
+                    state.last_error = None;
                     state.ready.push_back(set);
                     self.changed.notify_all();
                 }
-                // Out of some resource, or a failing hook: try again later,
-                // without spinning; `get` reports the error to a caller.
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                Err(err) => {
+                    let permanent = is_permanent(&err);
+                    state.last_error = Some(err.clone());
+                    if permanent {
+                        state.stopped = Some(err);
+                        self.changed.notify_all();
+                        return;
+                    }
+                    let delay = BACKOFF_FIRST
+                        .saturating_mul(1 << failures.min(16))
+                        .min(BACKOFF_MAX);
+                    failures = failures.saturating_add(1);
+                    // Woken early only to stop.
+                    let _ = self
+                        .changed
+                        .wait_timeout_while(state, delay, |s| !s.stop)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
             }
         }
     }

@@ -4,9 +4,7 @@ use std::fmt;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-#[cfg(doc)]
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::executor::{Executor, Target};
 use crate::guard::NsGuard;
 use crate::kind::{NsKind, NsKinds};
@@ -116,23 +114,27 @@ impl NsSet {
     ///
     /// # Errors
     ///
-    /// The errors of [`Namespace::current`].
+    /// The errors of [`Namespace::current`]: [`Error::KindUnsupported`]
+    /// if the running kernel lacks one of `kinds` (checked before anything is
+    /// opened). For every kind there is, pass [`NsKinds::supported`] rather
+    /// than [`NsKinds::ALL`]: time namespaces need Linux 5.6.
     ///
     /// # Examples
     ///
     /// ```
     /// use nsguard::{NsKind, NsKinds, NsSet};
     ///
-    /// let here = NsSet::current(NsKinds::ALL)?;
-    /// assert_eq!(here.len(), 8);
+    /// let here = NsSet::current(NsKinds::supported())?;
+    /// assert_eq!(here.kinds(), NsKinds::supported());
     /// let net_only = NsSet::current(NsKind::Net)?;
     /// assert_eq!(net_only.get(NsKind::Net), here.get(NsKind::Net));
     /// # Ok::<(), nsguard::Error>(())
     /// ```
     pub fn current(kinds: impl Into<NsKinds>) -> Result<NsSet> {
         thread_state::check()?;
+        let kinds = kinds.into();
+        Error::check_supported(kinds)?;
         kinds
-            .into()
             .into_iter()
             .map(Namespace::current_unchecked)
             .collect()
@@ -146,7 +148,9 @@ impl NsSet {
     ///
     /// # Errors
     ///
-    /// The errors of [`Namespace::of_pid`].
+    /// The errors of [`Namespace::of_pid`]; [`Error::KindUnsupported`] if
+    /// the running kernel lacks one of `kinds`, before anything is opened
+    /// ([`NsKinds::supported`] is every kind it has).
     ///
     /// # Examples
     ///
@@ -160,6 +164,7 @@ impl NsSet {
     pub fn of_pid(pid: i32, kinds: impl Into<NsKinds>) -> Result<NsSet> {
         thread_state::check()?;
         let kinds = kinds.into();
+        Error::check_supported(kinds)?;
         let Some(first) = kinds.iter().next() else {
             return Ok(NsSet::new());
         };
@@ -173,12 +178,15 @@ impl NsSet {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] if the directory or the file of a kind is
-    /// missing, and the errors of [`Namespace::open`] for each file.
+    /// [`Error::KindUnsupported`] if the running kernel lacks one of
+    /// `kinds`, before anything is opened; [`Error::NotFound`] if the
+    /// directory or the file of a kind is missing, and the errors of
+    /// [`Namespace::open`] for each file.
     pub fn from_dir(dir: impl AsRef<Path>, kinds: impl Into<NsKinds>) -> Result<NsSet> {
         thread_state::check()?;
         let dir = dir.as_ref();
         let kinds = kinds.into();
+        Error::check_supported(kinds)?;
         let Some(first) = kinds.iter().next() else {
             return Ok(NsSet::new());
         };

@@ -64,7 +64,9 @@ pub trait CommandExt: sealed::Sealed {
     ///
     /// Those of [`spawn_in`](Self::spawn_in); [`Error::CannotCreate`] for
     /// user (create it first with [`NsSet::unshare`], which writes its id
-    /// maps).
+    /// maps); [`Error::KindUnsupported`] for a kind of `new` the running
+    /// kernel lacks (time before Linux 5.6 or without `CONFIG_TIME_NS`),
+    /// before anything is started.
     fn spawn_in_new(&mut self, set: &NsSet, new: NsKinds) -> Result<Child>;
 
     /// Spawns the command inside every namespace of `set`, running as the
@@ -189,6 +191,7 @@ fn spawn_inside(
     creds: Option<&Credentials>,
 ) -> Result<Child> {
     thread_state::check()?;
+    Error::check_supported(new)?;
     if new.contains(NsKind::User) {
         return Err(Error::CannotCreate {
             kind: NsKind::User,

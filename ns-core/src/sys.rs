@@ -172,6 +172,11 @@ pub(crate) struct ChildCreds {
 pub(crate) enum ChildStep {
     /// Before the plan: the pipe, the fork, or the child died unheard.
     Start,
+    /// Tying the child's life to its parent's (`PR_SET_PDEATHSIG`), or the
+    /// parent was gone before that.
+    ParentDeath,
+    /// Closing the fds the child inherited.
+    CloseFds,
     /// `setns` into the plan's namespace at this index.
     Setns(usize),
     Unshare,
@@ -185,6 +190,13 @@ impl ChildStep {
     pub(crate) fn describe(self) -> &'static str {
         match self {
             ChildStep::Start => "starting a helper process",
+            ChildStep::ParentDeath => {
+                "tying the helper process to its parent (PR_SET_PDEATHSIG; the parent may have \
+                 exited)"
+            }
+            ChildStep::CloseFds => {
+                "closing the fds the helper process inherited (close_range, then /proc/self/fd)"
+            }
             ChildStep::Setns(_) => "setns in the child",
             ChildStep::Unshare => "unshare in the child",
             ChildStep::PrivateMounts => "making the new mount namespace private",
@@ -223,7 +235,9 @@ impl ChildFailure {
                 ChildStep::Unshare => (3, 0),
                 ChildStep::PrivateMounts => (4, 0),
                 ChildStep::Chdir => (5, 0),
-                ChildStep::Creds => (6, 0),
+                ChildStep::ParentDeath => (6, 0),
+                ChildStep::CloseFds => (7, 0),
+                ChildStep::Creds => (8, 0),
             };
             msg[0] = tag;
             msg[1..5].copy_from_slice(&index.to_le_bytes());
@@ -248,7 +262,9 @@ impl ChildFailure {
             3 => ChildStep::Unshare,
             4 => ChildStep::PrivateMounts,
             5 => ChildStep::Chdir,
-            6 => ChildStep::Creds,
+            6 => ChildStep::ParentDeath,
+            7 => ChildStep::CloseFds,
+            8 => ChildStep::Creds,
             _ => ChildStep::Start,
         };
         Some(Err(ChildFailure { step, errno }))
@@ -343,13 +359,21 @@ impl ForkedHelper {
         keep.extend([ready_w.as_raw_fd(), go_r.as_raw_fd()]);
         keep.sort_unstable();
         keep.dedup();
+        // Everything the child needs to know, found out before the fork.
+        let inherit = Inherited {
+            keep: &keep,
+            close_range: crate::probe::kernel().close_range,
+            fd_limit: fd_limit(),
+            parent: nix::unistd::getpid().as_raw(),
+        };
         // SAFETY: the child runs `child_main` only, which makes raw,
-        // async-signal-safe system calls (close_range, the plan's setns,
-        // unshare, mount, then write, read, _exit) on data prepared before
-        // the fork, never allocates, takes no lock and never returns: safe
-        // after fork() in a multithreaded process.
+        // async-signal-safe system calls (prctl, getppid, close_range or
+        // open/getdents64/close, the plan's setns, unshare, mount, then
+        // write, read, _exit) on data prepared before the fork, never
+        // allocates, takes no lock and never returns: safe after fork() in
+        // a multithreaded process.
         match unsafe { nix::unistd::fork() }.map_err(ChildFailure::start)? {
-            ForkResult::Child => child_main(plan, &keep, ready_w.as_raw_fd(), go_r.as_raw_fd()),
+            ForkResult::Child => child_main(plan, &inherit, ready_w.as_raw_fd(), go_r.as_raw_fd()),
             ForkResult::Parent { child } => {
                 drop(ready_w);
                 drop(go_r);
@@ -410,32 +434,207 @@ fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> usize {
     done
 }
 
+/// What a forked helper learns from its parent before the fork.
+struct Inherited<'a> {
+    /// The fds to keep open, sorted.
+    keep: &'a [i32],
+    /// Whether the kernel has `close_range(2)` (5.9).
+    close_range: bool,
+    /// The soft `RLIMIT_NOFILE`: no fd is numbered as high, unless the
+    /// limit was lowered after it was opened.
+    fd_limit: u32,
+    /// The parent's pid, to tell whether it died before the child could
+    /// tie its life to it.
+    parent: i32,
+}
+
+/// The soft limit on open fds, for the last-resort close loop.
+fn fd_limit() -> u32 {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    u32::try_from(soft).unwrap_or(u32::MAX)
+}
+
 /// The forked child: async-signal-safe system calls only.
-fn child_main(plan: &ChildPlan, keep: &[i32], ready: i32, go: i32) -> ! {
-    // Close every inherited fd but `keep` (sorted), so that no other
-    // thread's pipe stays open here.
-    let mut next: u32 = 3;
-    for &fd in keep {
-        let fd = fd as u32;
-        if fd > next {
-            // SAFETY: close_range(2) takes integers only.
-            unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0) };
-        }
-        next = next.max(fd + 1);
-    }
-    // SAFETY: as above.
-    unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) };
-    let outcome = plan.apply();
+fn child_main(plan: &ChildPlan, inherit: &Inherited<'_>, ready: i32, go: i32) -> ! {
+    let outcome = die_with_parent(inherit.parent)
+        .and_then(|()| close_inherited(inherit))
+        .and_then(|()| plan.apply());
     let failed = outcome.is_err();
     ChildFailure::report(outcome, ready);
     if !failed {
         let mut byte = 0u8;
         // SAFETY: read(2) into a one-byte buffer; returns when the parent
-        // writes its byte or closes its end.
+        // writes its byte or closes its end, or never if the parent dies
+        // while another process holds a copy of that end: then the
+        // parent-death signal ends the child.
         unsafe { libc::read(go, (&mut byte as *mut u8).cast(), 1) };
     }
     // SAFETY: _exit(2) ends the child without running any Rust code.
     unsafe { libc::_exit(i32::from(failed)) }
+}
+
+/// Makes the kernel kill the calling child when its parent dies, and checks
+/// that the parent has not died already. Async-signal-safe.
+///
+/// The signal comes when the *thread* that forked exits: the threads that
+/// fork helpers wait for them, so that is when the parent is gone.
+fn die_with_parent(parent: i32) -> Result<(), ChildFailure> {
+    let failed = |errno| ChildFailure {
+        step: ChildStep::ParentDeath,
+        errno,
+    };
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        return Err(failed(Errno::last()));
+    }
+    // SAFETY: getppid(2) takes no argument and cannot fail.
+    if unsafe { libc::getppid() } != parent {
+        // Reparented: the parent died before the signal was armed.
+        return Err(failed(Errno::ESRCH));
+    }
+    Ok(())
+}
+
+/// Closes every fd the child inherited except 0-2 and `inherit.keep`, so
+/// that it holds none of the parent's files, sockets or pipe ends (which
+/// close-on-exec does not help with: the child never execs).
+/// Async-signal-safe.
+///
+/// `close_range(2)` where the kernel has it; else the fds that
+/// `/proc/self/fd` lists, read with raw `getdents64` into a buffer on the
+/// stack; else (no `/proc`) every fd below the fd limit.
+fn close_inherited(inherit: &Inherited<'_>) -> Result<(), ChildFailure> {
+    if inherit.close_range && close_ranges(inherit.keep).is_ok() {
+        return Ok(());
+    }
+    if close_listed(inherit.keep).is_ok() {
+        return Ok(());
+    }
+    close_below(inherit.keep, inherit.fd_limit).map_err(|errno| ChildFailure {
+        step: ChildStep::CloseFds,
+        errno,
+    })
+}
+
+/// `close_range(2)` over the gaps between the kept fds.
+fn close_ranges(keep: &[i32]) -> Result<(), Errno> {
+    let mut next: u32 = 3;
+    for &fd in keep {
+        let fd = fd as u32;
+        if fd > next {
+            // SAFETY: close_range(2) takes integers only.
+            Errno::result(unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0) })?;
+        }
+        next = next.max(fd + 1);
+    }
+    // SAFETY: as above.
+    Errno::result(unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) })?;
+    Ok(())
+}
+
+/// Closes what `/proc/self/fd` lists, reading it again until a pass finds
+/// nothing to close.
+fn close_listed(keep: &[i32]) -> Result<(), Errno> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // SAFETY: open(2) with a NUL-terminated path.
+    let dir = unsafe { libc::open(c"/proc/self/fd".as_ptr(), flags) };
+    if dir < 0 {
+        return Err(Errno::last());
+    }
+    let result = (|| loop {
+        // SAFETY: lseek(2) takes integers only.
+        Errno::result(unsafe { libc::lseek(dir, 0, libc::SEEK_SET) })?;
+        let mut closed = false;
+        // u64s: getdents64 writes 8-byte aligned records.
+        let mut buf = [0u64; 512];
+        loop {
+            // SAFETY: getdents64(2) writes at most the given number of bytes
+            // into `buf`, which is that long.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    dir,
+                    buf.as_mut_ptr(),
+                    std::mem::size_of_val(&buf),
+                )
+            };
+            let n = usize::try_from(Errno::result(n)?).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            // SAFETY: the kernel initialised the first `n` bytes of `buf`,
+            // which is at least that long; u8 has no alignment.
+            let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+            let mut at = 0;
+            // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16,
+            // d_type u8, then the NUL-terminated name.
+            while at + 19 < n {
+                let reclen = usize::from(u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]));
+                if reclen == 0 || at + reclen > n {
+                    return Err(Errno::EIO);
+                }
+                if let Some(fd) = parse_fd(&bytes[at + 19..at + reclen]) {
+                    if fd > 2 && fd != dir && keep.binary_search(&fd).is_err() {
+                        // SAFETY: close(2) of an fd this child inherited and
+                        // nothing in it uses.
+                        unsafe { libc::close(fd) };
+                        closed = true;
+                    }
+                }
+                at += reclen;
+            }
+        }
+        if !closed {
+            return Ok(());
+        }
+    })();
+    // SAFETY: close(2) of the directory opened above.
+    unsafe { libc::close(dir) };
+    result
+}
+
+/// The fd number a `/proc/self/fd` entry names (`None` for `.` and `..`).
+fn parse_fd(name: &[u8]) -> Option<i32> {
+    let mut fd: i32 = 0;
+    let mut digits = 0;
+    for &b in name.iter().take_while(|b| **b != 0) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        fd = fd.checked_mul(10)?.checked_add(i32::from(b - b'0'))?;
+        digits += 1;
+    }
+    (digits > 0).then_some(fd)
+}
+
+/// Closes every fd from 3 below `limit` but `keep`; `EBADF` is expected.
+fn close_below(keep: &[i32], limit: u32) -> Result<(), Errno> {
+    for fd in 3..i32::try_from(limit).unwrap_or(i32::MAX) {
+        if keep.binary_search(&fd).is_ok() {
+            continue;
+        }
+        // SAFETY: close(2) of an fd number this child may have inherited.
+        if unsafe { libc::close(fd) } != 0 && Errno::last() != Errno::EBADF {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_fd;
+
+    #[test]
+    fn fd_names_parse() {
+        assert_eq!(parse_fd(b"17\0"), Some(17));
+        assert_eq!(parse_fd(b"0\0\0\0"), Some(0));
+        assert_eq!(parse_fd(b".\0"), None);
+        assert_eq!(parse_fd(b"..\0"), None);
+        assert_eq!(parse_fd(b"\0"), None);
+        assert_eq!(parse_fd(b"99999999999\0"), None);
+    }
 }
 
 nix::ioctl_none!(

@@ -26,6 +26,59 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Whether this kernel has time namespaces (Linux 5.6 with
+/// `CONFIG_TIME_NS`), read from `/proc`, not from nsguard.
+pub fn has_time_ns() -> bool {
+    Path::new("/proc/self/ns/time_for_children").exists()
+}
+
+/// Prints that `what` was skipped and why, where the test harness does not
+/// capture it (straight to the process's stderr), so that CI logs show it.
+pub fn skipped(what: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {what}: {why}");
+}
+
+/// For a test that needs time namespaces: true if the kernel has them,
+/// else prints why `what` is skipped and returns false.
+pub fn require_time_ns(what: &str) -> bool {
+    if has_time_ns() {
+        return true;
+    }
+    skipped(
+        what,
+        "needs time namespaces (Linux 5.6 with CONFIG_TIME_NS); \
+         /proc/self/ns/time_for_children does not exist",
+    );
+    false
+}
+
+/// For a test that needs a kernel *without* time namespaces (as under
+/// `tools/kernel-emu --kernel 5.4`): true if time namespaces are absent,
+/// else prints why `what` is skipped and returns false.
+pub fn require_no_time_ns(what: &str) -> bool {
+    if !has_time_ns() {
+        return true;
+    }
+    skipped(
+        what,
+        "needs a kernel without time namespaces (CI runs it under tools/kernel-emu --kernel 5.4)",
+    );
+    false
+}
+
+/// `kinds` without time, when the kernel lacks it (saying so for `what`).
+pub fn kinds_this_kernel_has(what: &str, kinds: &[NsKind]) -> Vec<NsKind> {
+    if kinds.contains(&NsKind::Time) && !require_time_ns(&format!("{what} (its time part)")) {
+        return kinds
+            .iter()
+            .copied()
+            .filter(|k| *k != NsKind::Time)
+            .collect();
+    }
+    kinds.to_vec()
+}
+
 /// The inode number in a `/proc/.../ns/*` link target like `net:[4026531833]`.
 pub fn link_ino(link: impl AsRef<Path>) -> u64 {
     let link = link.as_ref();
@@ -289,41 +342,54 @@ impl Drop for NamedNetns {
     }
 }
 
-/// Makes `setns(2)` on the **calling thread** fail with `errno` whenever its
-/// `nstype` argument is `nstype`, with a seccomp filter. The filter lasts
-/// as long as the thread: use it on a thread of the test's own.
-pub fn fail_setns_on_this_thread(nstype: i32, errno: i32) {
-    const LD_W_ABS: u16 = 0x20;
-    const JEQ_K: u16 = 0x15;
-    const RET_K: u16 = 0x06;
-    const RET_ALLOW: u32 = 0x7fff_0000;
-    const RET_ERRNO: u32 = 0x0005_0000;
-    #[cfg(target_arch = "x86_64")]
-    const AUDIT_ARCH: u32 = 0xc000_003e;
-    #[cfg(target_arch = "aarch64")]
-    const AUDIT_ARCH: u32 = 0xc000_00b7;
-    let stmt = |code, k| libc::sock_filter {
+const LD_W_ABS: u16 = 0x20;
+const JEQ_K: u16 = 0x15;
+const RET_K: u16 = 0x06;
+const RET_ALLOW: u32 = 0x7fff_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
         code,
         jt: 0,
         jf: 0,
         k,
-    };
-    let jeq = |k, jt, jf| libc::sock_filter {
+    }
+}
+
+fn jeq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter {
         code: JEQ_K,
         jt,
         jf,
         k,
-    };
-    let program = [
-        stmt(LD_W_ABS, 4),                 // seccomp_data.arch
-        jeq(AUDIT_ARCH, 0, 5),             // other ABI: allow
-        stmt(LD_W_ABS, 0),                 // seccomp_data.nr
-        jeq(libc::SYS_setns as u32, 0, 3), // not setns: allow
-        stmt(LD_W_ABS, 24),                // low half of args[1], nstype
-        jeq(nstype as u32, 0, 1),          // not nstype: allow
-        stmt(RET_K, RET_ERRNO | (errno as u32 & 0xffff)),
-        stmt(RET_K, RET_ALLOW),
+    }
+}
+
+/// Makes system call `nr` on the **calling thread** fail with `errno`
+/// whenever the low halves of its arguments are as given (`(index,
+/// value)`), with a seccomp filter. The filter lasts as long as the thread
+/// and is inherited by the threads it starts: use it on a thread of the
+/// test's own.
+pub fn fail_syscall_on_this_thread(nr: i64, args: &[(u32, u32)], errno: i32) {
+    // Jump offsets count from the next instruction; the last one allows.
+    let n = args.len() as u8;
+    let mut program = vec![
+        stmt(LD_W_ABS, 4),             // seccomp_data.arch
+        jeq(AUDIT_ARCH, 0, 2 * n + 3), // other ABI: allow
+        stmt(LD_W_ABS, 0),             // seccomp_data.nr
+        jeq(nr as u32, 0, 2 * n + 1),  // another call: allow
     ];
+    for (i, &(index, value)) in args.iter().enumerate() {
+        program.push(stmt(LD_W_ABS, 16 + 8 * index)); // low half of args[index]
+        program.push(jeq(value, 0, 2 * (n - i as u8) - 1));
+    }
+    program.push(stmt(RET_K, RET_ERRNO | (errno as u32 & 0xffff)));
+    program.push(stmt(RET_K, RET_ALLOW));
     let prog = libc::sock_fprog {
         len: program.len() as u16,
         filter: program.as_ptr() as *mut _,
@@ -346,6 +412,12 @@ pub fn fail_setns_on_this_thread(nstype: i32, errno: i32) {
         "install seccomp filter: {}",
         std::io::Error::last_os_error()
     );
+}
+
+/// Makes `setns(2)` on the **calling thread** fail with `errno` whenever its
+/// `nstype` argument is `nstype`. See [`fail_syscall_on_this_thread`].
+pub fn fail_setns_on_this_thread(nstype: i32, errno: i32) {
+    fail_syscall_on_this_thread(libc::SYS_setns, &[(1, nstype as u32)], errno);
 }
 
 /// Drops `CAP_SYS_ADMIN` from the effective set of the **calling thread**

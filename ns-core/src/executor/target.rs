@@ -10,10 +10,14 @@ use crate::set::SETNS_ORDER;
 use crate::{sys, thread_state};
 
 /// The kinds a worker keeps track of, in setns order: every kind a thread
-/// can change for itself. A thread of a multithreaded process can never
-/// change its user namespace, so that one is left out.
+/// can change for itself that the running kernel has. A thread of a
+/// multithreaded process can never change its user namespace, so that one
+/// is left out; a kernel without time namespaces has no
+/// `time_for_children` to read.
 pub(crate) fn tracked() -> impl Iterator<Item = NsKind> {
-    SETNS_ORDER.into_iter().filter(|k| *k != NsKind::User)
+    SETNS_ORDER
+        .into_iter()
+        .filter(|k| *k != NsKind::User && crate::probe::has(*k))
 }
 
 /// The namespaces a call should run in, borrowed: at most one per kind.

@@ -1,0 +1,96 @@
+//! What the running kernel offers, probed once per process.
+//!
+//! Decided from what the kernel does, never from its version string:
+//! distribution kernels carry backports, and a kind can be configured out
+//! (`CONFIG_TIME_NS=n`).
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use nix::errno::Errno;
+
+use crate::kind::{NsKind, NsKinds};
+
+/// The kernel features nsguard depends on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kernel {
+    /// The kinds whose files exist under `/proc/self/ns` (for pid and time,
+    /// the `*_for_children` file too, which a thread's state is read from).
+    pub(crate) kinds: NsKinds,
+    /// Whether `close_range(2)` exists (Linux 5.9).
+    pub(crate) close_range: bool,
+}
+
+/// The running kernel's features, probed on first use.
+pub(crate) fn kernel() -> &'static Kernel {
+    static KERNEL: OnceLock<Kernel> = OnceLock::new();
+    KERNEL.get_or_init(|| Kernel {
+        kinds: probe_kinds(),
+        close_range: probe_close_range(),
+    })
+}
+
+/// Whether the running kernel has namespaces of `kind`.
+pub(crate) fn has(kind: NsKind) -> bool {
+    kernel().kinds.contains(kind)
+}
+
+fn probe_kinds() -> NsKinds {
+    let dir = Path::new("/proc/self/ns");
+    // No /proc: nothing can be told. Every kind counts as present, and
+    // opening one reports the missing file.
+    if std::fs::symlink_metadata(dir).is_err() {
+        return NsKinds::ALL;
+    }
+    let exists = |name: &str| std::fs::symlink_metadata(dir.join(name)).is_ok();
+    NsKind::ALL
+        .into_iter()
+        .filter(|k| exists(k.proc_name()) && exists(k.thread_proc_name()))
+        .collect()
+}
+
+fn probe_close_range() -> bool {
+    // Closes nothing: no fd can be u32::MAX. A kernel without it answers
+    // ENOSYS; any other answer means the call exists.
+    // SAFETY: close_range(2) takes integers only.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0) };
+    rc == 0 || Errno::last() != Errno::ENOSYS
+}
+
+/// What a kernel needs to have namespaces of `kind`, for errors and docs.
+pub(crate) const fn needs(kind: NsKind) -> &'static str {
+    match kind {
+        NsKind::Time => "Linux 5.6 or later built with CONFIG_TIME_NS",
+        NsKind::Cgroup => "Linux 4.6 or later built with CONFIG_CGROUPS",
+        NsKind::Pid => "Linux 4.12 or later (for pid_for_children) built with CONFIG_PID_NS",
+        NsKind::Net => "a kernel built with CONFIG_NET_NS",
+        NsKind::User => "a kernel built with CONFIG_USER_NS",
+        NsKind::Ipc => "a kernel built with CONFIG_IPC_NS",
+        NsKind::Uts => "a kernel built with CONFIG_UTS_NS",
+        NsKind::Mnt => "Linux 3.8 or later",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_agrees_with_proc() {
+        let k = kernel();
+        for kind in NsKind::ALL {
+            let file = Path::new("/proc/thread-self/ns").join(kind.thread_proc_name());
+            assert_eq!(k.kinds.contains(kind), file.exists(), "{kind}");
+        }
+        // Every kernel nsguard supports has these.
+        let base = NsKind::Mnt | NsKind::Net | NsKind::Pid | NsKind::Ipc | NsKind::Uts;
+        assert_eq!(k.kinds.intersection(base), base);
+    }
+
+    #[test]
+    fn close_range_is_probed_from_the_call_itself() {
+        // SAFETY: as in probe_close_range.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0) };
+        assert_eq!(kernel().close_range, rc == 0);
+    }
+}
