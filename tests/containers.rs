@@ -14,7 +14,7 @@ use nsguard::{
     in_namespace, netns, CommandExt, Credentials, Error, Executor, Namespace, NsKind, NsKinds,
     NsSet, Unshare,
 };
-use support::{thread_ino, threads_in, unique_name, ChildGuard, TempNs};
+use support::{ip, thread_ino, threads_in, unique_name, ChildGuard, TempNs};
 
 fn has_time_ns() -> bool {
     let yes = std::path::Path::new("/proc/self/ns/time").exists();
@@ -208,18 +208,6 @@ fn link_exists_here(name: &str) -> bool {
 
 fn link_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip (iproute2)");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// CNI's DEL then ADD with the same names: each ADD succeeds as soon as it

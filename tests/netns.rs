@@ -5,7 +5,7 @@ mod support;
 use std::process::Command;
 
 use nsguard::{netns, Error, Namespace, NsKind, NsSet};
-use support::{path_ino, thread_ino, unique_name};
+use support::{ip, path_ino, thread_ino, unique_name};
 
 /// Deletes the name on drop, with nsguard or with `ip`.
 struct Named {
@@ -23,19 +23,6 @@ impl Drop for Named {
             let _ = netns::delete(&self.name);
         }
     }
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip (iproute2)");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn mounted(path: &str) -> bool {

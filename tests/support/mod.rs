@@ -638,3 +638,17 @@ pub fn threads_in(kind: NsKind, ino: u64) -> Vec<String> {
     }
     out
 }
+
+/// Runs `ip` (iproute2) and returns its output; fails the test if it fails.
+pub fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
