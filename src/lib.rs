@@ -133,7 +133,7 @@ pub use ns_core::netns;
 pub use ns_core::{
     is_poisoned, poison_reason, Builder, CommandExt, Credentials, Errno, Error, Executor, IdMap,
     IntoIter, Iter, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder,
-    Result, RunAsync, Unshare, NETNS_DIRS,
+    Result, Retired, RunAsync, Stats, Unshare, NETNS_DIRS,
 };
 
 #[doc(hidden)]

@@ -30,10 +30,11 @@ mod spawn;
 mod sys;
 mod thread_state;
 mod threads;
+mod trace;
 
 pub use create::{IdMap, Unshare};
 pub use error::{Errno, Error, Result};
-pub use executor::{Builder, Executor, RunAsync};
+pub use executor::{Builder, Executor, Retired, RunAsync, Stats};
 pub use guard::NsGuard;
 pub use id::NsId;
 pub use kind::{KindsIter, NsKind, NsKinds};

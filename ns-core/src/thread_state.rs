@@ -50,6 +50,7 @@ pub(crate) fn check() -> Result<()> {
 
 /// Marks the calling thread as poisoned. The first reason is kept.
 pub(crate) fn poison(reason: String) {
+    crate::trace::event!(tracing::Level::ERROR, reason = %reason, "thread poisoned");
     let _ = POISON.try_with(|p| {
         let mut p = p.borrow_mut();
         if p.is_none() {

@@ -110,6 +110,28 @@ impl FactsReader {
 }
 
 impl Facts {
+    /// What differs between two snapshots, for messages.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn describe_change(&self, now: &Facts) -> String {
+        let before: Vec<&str> = std::str::from_utf8(&self.status)
+            .unwrap_or("")
+            .lines()
+            .collect();
+        let mut out: Vec<String> = std::str::from_utf8(&now.status)
+            .unwrap_or("")
+            .lines()
+            .filter(|line| !before.contains(line))
+            .map(|line| line.replace('\t', " "))
+            .collect();
+        if self.securebits != now.securebits {
+            out.push(format!("securebits {:#x}", now.securebits));
+        }
+        if self.fs != now.fs {
+            out.push(format!("fs context {:?} (was {:?})", now.fs, self.fs));
+        }
+        out.join(", ")
+    }
+
     /// Whether the thread shares its fs context with the process, as far
     /// as can be told.
     pub(crate) fn shares_fs(&self) -> bool {

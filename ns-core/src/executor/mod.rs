@@ -6,6 +6,7 @@ mod future;
 mod handoff;
 pub(crate) mod origin;
 mod pool;
+mod stats;
 pub(crate) mod target;
 mod task;
 mod worker;
@@ -24,6 +25,7 @@ use crate::thread_state;
 pub use future::RunAsync;
 pub(crate) use future::RunFuture;
 pub(crate) use pool::{on_last_handle_dropped, wait_until_left};
+pub use stats::{Retired, Stats};
 pub(crate) use target::Target;
 
 use pool::{Config, Shared};
@@ -398,6 +400,22 @@ impl Executor {
     /// The number of idle worker threads.
     pub fn idle_workers(&self) -> usize {
         self.handle.shared.counts().1
+    }
+
+    /// A snapshot of the executor's workers and of what they have done:
+    /// calls, switches, waits at the cap, evictions, and workers retired by
+    /// reason.
+    ///
+    /// ```
+    /// let executor = nsguard::Executor::builder().build()?;
+    /// executor.run(&nsguard::NsSet::new(), || ())?;
+    /// let stats = executor.stats();
+    /// assert_eq!(stats.calls, 1);
+    /// assert_eq!(stats.retired, nsguard::Retired::default());
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.handle.shared.stats()
     }
 
     /// How many workers were started beyond

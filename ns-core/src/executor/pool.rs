@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::executor::handoff::spin_until;
 use crate::executor::origin::{self, Origin, Request};
+use crate::executor::stats::{Counters, Stats};
 use crate::executor::target::{tracked, Profile, Target};
 use crate::executor::task::Task;
 use crate::executor::worker;
@@ -129,6 +130,7 @@ pub(crate) struct Shared {
     /// Signalled when a worker changes namespaces or exits.
     moved: Condvar,
     next_id: AtomicU64,
+    pub(crate) counters: Counters,
 }
 
 /// Locks a mutex; a poisoned one (a panic while it was held, which this
@@ -201,6 +203,7 @@ impl Shared {
             available: Condvar::new(),
             moved: Condvar::new(),
             next_id: AtomicU64::new(1),
+            counters: Counters::default(),
         });
         lock(&EXECUTORS).push(Arc::downgrade(&shared));
         Ok(shared)
@@ -235,6 +238,11 @@ impl Shared {
                 _ => continue,
             };
             if ns.id().ino() != own {
+                crate::trace::event!(
+                    tracing::Level::DEBUG,
+                    namespace = %ns.id(),
+                    "refused: no thread can enter another {kind} namespace"
+                );
                 let (reason, instead) = kind.thread_refusal().unwrap_or(("", ""));
                 return Err(Error::UnsupportedOnThread {
                     kind,
@@ -306,12 +314,27 @@ impl Shared {
                 return;
             }
             let now = Instant::now();
+            if watch.is_none() {
+                Counters::add(&self.counters.waits_at_cap, 1);
+                crate::trace::event!(
+                    tracing::Level::DEBUG,
+                    max_workers = self.config.max_workers,
+                    "every worker is busy at the cap: the call waits"
+                );
+            }
             let (seen, since) = *watch.get_or_insert((pool.completed, now));
             if pool.completed != seen {
                 watch = Some((pool.completed, now));
             } else if now.duration_since(since) >= self.config.overflow_after {
                 pool.total += 1;
                 pool.overflowed += 1;
+                crate::trace::event!(
+                    tracing::Level::WARN,
+                    workers = pool.total,
+                    max_workers = self.config.max_workers,
+                    "no call finished while this one waited at the cap: starting a worker \
+                     beyond it"
+                );
                 drop(pool);
                 self.spawn(task);
                 return;
@@ -415,6 +438,7 @@ impl Shared {
             return AfterCall::Exit;
         }
         if profile != self.home_profile && !self.is_pinned(&profile) {
+            Counters::add(&self.counters.evictions, 1);
             return AfterCall::GoHome;
         }
         pool.idle.push(Idle {
@@ -518,6 +542,15 @@ impl Shared {
             pool.idle = stay;
             go.into_iter().map(|w| w.worker).collect()
         };
+        if !leaving.is_empty() {
+            // Counted by `make_idle`, which each of them passes through.
+            crate::trace::event!(
+                tracing::Level::DEBUG,
+                ino,
+                workers = leaving.len(),
+                "the program dropped its last handle to a namespace: idle workers inside go home"
+            );
+        }
         for worker in leaving {
             worker.send(Msg::GoHome);
         }
@@ -550,6 +583,12 @@ impl Shared {
                 .0;
         }
         Ok(())
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn stats(&self) -> Stats {
+        let (workers, idle, overflowed) = self.counts();
+        self.counters.snapshot(workers, idle, overflowed)
     }
 
     /// Live workers (busy, idle or starting), idle workers, and workers

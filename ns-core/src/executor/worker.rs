@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::executor::facts::{Facts, FactsReader};
 use crate::executor::pool::{AfterCall, Msg, Shared, WorkerHandle};
+use crate::executor::stats::{Counters, Retirement};
 use crate::executor::target::{tracked, Profile, Target};
 use crate::executor::task::Task;
 use crate::kind::NsKind;
@@ -76,10 +77,16 @@ pub(crate) fn main(shared: Arc<Shared>, handle: Arc<WorkerHandle>, first: Task) 
     let mut state = match start(&shared) {
         Ok(state) => state,
         Err(err) => {
+            crate::trace::event!(tracing::Level::WARN, error = %err, "a new worker could not start");
             first.finish(Some(err));
             return; // `place` gives the place back
         }
     };
+    crate::trace::event!(
+        tracing::Level::DEBUG,
+        worker = nix::unistd::gettid().as_raw(),
+        "worker started"
+    );
     shared.relocate(handle.id, state.profile);
     let mut next = Some(Msg::Task(first));
     loop {
@@ -89,14 +96,16 @@ pub(crate) fn main(shared: Arc<Shared>, handle: Arc<WorkerHandle>, first: Task) 
                 Some(msg) => msg,
                 None => {
                     place.armed = false; // idle too long; already off the pool
+                    crate::trace::event!(tracing::Level::DEBUG, "idle worker exits");
                     return;
                 }
             },
         };
         let after_call = match msg {
             Msg::Task(task) => {
-                if !serve(&shared, &mut state, task, handle.id) {
-                    return; // retired: `place` gives the place back
+                if let Err(why) = serve(&shared, &mut state, task, handle.id) {
+                    retire(&shared, why);
+                    return; // `place` gives the place back
                 }
                 true
             }
@@ -109,7 +118,8 @@ pub(crate) fn main(shared: Arc<Shared>, handle: Arc<WorkerHandle>, first: Task) 
         let mut after = shared.make_idle(&handle, state.profile, after_call);
         if let AfterCall::GoHome = after {
             if go_home(&shared, &mut state).is_err() {
-                return; // cannot go home: retire
+                retire(&shared, Retirement::CannotGoHome);
+                return;
             }
             shared.relocate(handle.id, state.profile);
             after = shared.make_idle(&handle, state.profile, false);
@@ -151,39 +161,68 @@ fn start(shared: &Shared) -> Result<State> {
     })
 }
 
-/// Runs one task. Returns whether the worker may be used again: its
-/// namespaces and per-thread facts are exactly what `state` says, no guard
-/// is left on it, and it is not poisoned.
-fn serve(shared: &Shared, state: &mut State, task: Task, id: u64) -> bool {
+/// A worker that is never reused: counted, and reported with the reason.
+fn retire(shared: &Shared, why: Retirement) {
+    shared.counters.retire(why);
+    crate::trace::event!(
+        tracing::Level::WARN,
+        worker = nix::unistd::gettid().as_raw(),
+        reason = why.describe(),
+        "worker retired"
+    );
+}
+
+/// Runs one task. `Ok` if the worker may be used again: its namespaces and
+/// per-thread facts are exactly what `state` says, no guard is left on it,
+/// and it is not poisoned.
+fn serve(shared: &Shared, state: &mut State, task: Task, id: u64) -> Result<(), Retirement> {
     let before = state.profile;
     let switched = switch(shared, state, &task.target(), &task.desired);
     if state.profile != before {
         shared.relocate(id, state.profile);
     }
     if let Err(err) = switched {
+        crate::trace::event!(tracing::Level::WARN, error = %err, "a worker could not switch");
         task.finish(Some(err));
         // Retire it: the failure may lie in the worker itself (a body may
         // have dropped its capabilities, which are per thread), and a fresh
         // worker costs one thread start.
-        return false;
+        return Err(Retirement::SwitchFailed);
     }
+    Counters::add(&shared.counters.calls, 1);
     task.finish(None);
     // The result is with the caller; check the thread off its latency path.
-    thread_state::depth() == 0
-        && !thread_state::is_poisoned()
-        && (!shared.config.check_after_call || is_unchanged(state))
+    if thread_state::depth() != 0 || thread_state::is_poisoned() {
+        return Err(Retirement::GuardOrPoison);
+    }
+    if shared.config.check_after_call {
+        check_unchanged(state)?;
+    }
+    Ok(())
 }
 
 /// The exact check after a call: the body may have called setns/unshare,
 /// changed its credentials, capabilities, securebits, `no_new_privs`,
 /// seccomp filters, or (on a worker with a private fs context) its root,
 /// cwd or umask.
-fn is_unchanged(state: &State) -> bool {
-    state
-        .reader
-        .read(state.private_fs)
-        .is_ok_and(|now| now == state.facts)
-        && state.profile.matches_current_thread().unwrap_or(false)
+fn check_unchanged(state: &State) -> Result<(), Retirement> {
+    match state.reader.read(state.private_fs) {
+        Ok(now) if now == state.facts => {}
+        #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+        Ok(now) => {
+            crate::trace::event!(
+                tracing::Level::WARN,
+                changed = %state.facts.describe_change(&now),
+                "a body changed its worker's thread state"
+            );
+            return Err(Retirement::ThreadStateChanged);
+        }
+        Err(_) => return Err(Retirement::ThreadStateChanged),
+    }
+    if !state.profile.matches_current_thread().unwrap_or(false) {
+        return Err(Retirement::NamespacesChanged);
+    }
+    Ok(())
 }
 
 /// Switches the worker to `desired`: one `setns` per kind that differs.
@@ -215,6 +254,14 @@ fn switch(
             })?;
         }
         sys::setns(ns, kind).map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
+        Counters::add(&shared.counters.switches, 1);
+        crate::trace::event!(
+            tracing::Level::TRACE,
+            kind = %kind,
+            from = state.profile.get(kind),
+            to = %ns.id(),
+            "worker switched"
+        );
         state.profile.set(ns.id());
         if kind == NsKind::Mnt {
             // Root, cwd and umask are the worker's own from now on: they
@@ -250,6 +297,7 @@ fn go_home(shared: &Shared, state: &mut State) -> Result<()> {
             });
         };
         sys::setns(ns, kind).map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
+        Counters::add(&shared.counters.switches, 1);
         state.profile.set(ns.id());
     }
     Ok(())
