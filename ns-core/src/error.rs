@@ -268,6 +268,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// A socket could not be made, bound or connected inside a set's
+    /// namespaces ([`NsSet::bind_tcp`](crate::NsSet::bind_tcp) and the
+    /// other socket helpers).
+    #[error("{op} {addr} inside {namespaces} failed: {reason}")]
+    Socket {
+        /// What was attempted, e.g. `"binding a TCP listener to"`.
+        op: &'static str,
+        /// The address (or socket type) involved, as given.
+        addr: String,
+        /// The namespaces of the set, e.g. `net:[4026532291] (/run/netns/blue)`.
+        namespaces: String,
+        /// The errno (`EINVAL` where the failure had none, such as an
+        /// address that does not parse).
+        errno: Errno,
+        /// The system's description of the failure.
+        reason: String,
+    },
+
     /// A thread nsguard needed could not be started; nothing ran.
     #[error("cannot start a thread to {purpose}: {errno}{}", thread_hint(*errno))]
     Thread {
@@ -314,6 +332,7 @@ impl Error {
             | Error::Create { errno, .. }
             | Error::Spawn { errno, .. }
             | Error::Thread { errno, .. }
+            | Error::Socket { errno, .. }
             | Error::Io { errno, .. } => Some(*errno),
             Error::NotFound { .. } | Error::NoSuchProcess { .. } => Some(Errno::ENOENT),
             _ => None,
@@ -374,6 +393,7 @@ impl Error {
             | Error::Create { errno, .. }
             | Error::Spawn { errno, .. }
             | Error::Thread { errno, .. }
+            | Error::Socket { errno, .. }
             | Error::Io { errno, .. } => io::Error::from(*errno).kind(),
             Error::InvalidConfig { .. } => io::ErrorKind::InvalidInput,
             Error::Poisoned { .. } | Error::Worker { .. } | Error::Setup { .. } => {

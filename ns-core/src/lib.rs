@@ -26,6 +26,7 @@ mod pool;
 mod probe;
 mod reach;
 mod set;
+mod sockets;
 mod spawn;
 mod sys;
 mod thread_state;

@@ -720,3 +720,13 @@ pub(crate) fn securebits() -> Result<i32, Errno> {
     let rc = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
     Errno::result(rc)
 }
+
+/// `socket(2)` with `SOCK_CLOEXEC` added to `ty`.
+pub(crate) fn socket(domain: i32, ty: i32, protocol: i32) -> Result<OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket(2) takes integers only.
+    let raw = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) };
+    let raw = Errno::result(raw)?;
+    // SAFETY: on success socket(2) returns a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
