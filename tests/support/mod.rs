@@ -557,14 +557,18 @@ impl Drop for PanicOnDrop {
     }
 }
 
-/// The pids controller (cgroup v1 or v2) of this machine, if any.
+/// The pids controller (cgroup v1 or v2) of this machine, if any: under
+/// v2, only where the root passes it on to child cgroups
+/// (`cgroup.subtree_control`), or theirs have no `pids.max`.
 fn pids_root() -> Option<PathBuf> {
     ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
         .into_iter()
         .map(PathBuf::from)
         .find(|p| {
             p.join("cgroup.procs").exists()
-                && (p.ends_with("pids") || p.join("cgroup.controllers").exists())
+                && (p.ends_with("pids")
+                    || std::fs::read_to_string(p.join("cgroup.subtree_control"))
+                        .is_ok_and(|on| on.split_whitespace().any(|c| c == "pids")))
         })
 }
 
