@@ -6,11 +6,11 @@ mod support;
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
 
 use nsguard::{in_namespace, CommandExt, Error, Executor, Namespace, NsKind, NsSet};
+use support::signals::{Latch, PATIENCE};
 use support::{main_thread_ino, thread_ino, TempNs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -66,20 +66,20 @@ fn run_async_never_blocks_the_caller_even_at_the_cap() {
     let temp = TempNs::new(NsKind::Net);
     let set = set_of(&temp);
     let executor = Executor::builder().max_workers(1).build().unwrap();
-    let started = Instant::now();
+    // The bodies wait until all five calls are submitted. Were submitting
+    // to wait for a free worker, the first body would keep the only one
+    // until the gate gave up, and the test would fail.
+    let submitted = Latch::new(1, "all five calls submitted");
     let futures: Vec<_> = (0..5)
         .map(|_| {
-            executor.run_async(&set, || {
-                std::thread::sleep(Duration::from_millis(40));
+            let submitted = submitted.clone();
+            executor.run_async(&set, move || {
+                submitted.wait();
                 thread_ino(NsKind::Net)
             })
         })
         .collect();
-    assert!(
-        started.elapsed() < Duration::from_millis(40),
-        "submitting waited: {:?}",
-        started.elapsed()
-    );
+    submitted.count_down();
     for f in futures {
         assert_eq!(block_on(f).unwrap(), temp.ino());
     }
@@ -92,19 +92,25 @@ fn dropping_the_future_is_safe_and_skips_a_call_not_started() {
     let (set_a, set_b) = (set_of(&a), set_of(&b));
     let executor = Executor::builder().max_workers(1).build().unwrap();
     // Started, then dropped: it finishes on its worker, which is reused.
-    let busy_worker = Arc::new(std::sync::atomic::AtomicI32::new(0));
-    let seen = Arc::clone(&busy_worker);
-    let busy = executor.run_async(&set_a, move || {
-        seen.store(tid(), Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(50));
+    let (started_tx, started) = mpsc::channel();
+    let dropped = Latch::new(1, "both futures dropped");
+    let busy = executor.run_async(&set_a, {
+        let dropped = dropped.clone();
+        move || {
+            started_tx.send(tid()).unwrap();
+            dropped.wait();
+        }
     });
     // Queued behind it, then dropped: its body never runs.
     let ran = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&ran);
     let queued = executor.run_async(&set_b, move || flag.store(true, Ordering::SeqCst));
-    std::thread::sleep(Duration::from_millis(5));
+    let busy_worker = started
+        .recv_timeout(PATIENCE)
+        .expect("the first call started on the only worker");
     drop(busy);
     drop(queued);
+    dropped.count_down();
     let (worker, ino) =
         block_on(executor.run_async(&set_a, || (tid(), thread_ino(NsKind::Net)))).unwrap();
     assert_eq!(ino, a.ino());
@@ -113,8 +119,7 @@ fn dropping_the_future_is_safe_and_skips_a_call_not_started() {
         "a dropped call that had not started did not run"
     );
     assert_eq!(
-        worker,
-        busy_worker.load(Ordering::SeqCst),
+        worker, busy_worker,
         "the started call's worker finished and was reused"
     );
 }

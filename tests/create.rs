@@ -5,17 +5,35 @@
 mod support;
 
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nsguard::{CommandExt, Error, IdMap, Namespace, NsKind, NsKinds, NsSet, Unshare};
-use support::{main_thread_ino, path_ino, thread_ino, TempNs};
+use support::{main_thread_ino, path_ino, thread_ino, ChildGuard, TempNs};
 
-/// Keeps a few extra threads alive: user namespaces must be created
-/// without the kernel's single-threaded path.
-fn busy_threads() -> Vec<std::thread::JoinHandle<()>> {
-    (0..3)
-        .map(|_| std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(300))))
-        .collect()
+/// Keeps a few extra threads alive until dropped: user namespaces must be
+/// created without the kernel's single-threaded path.
+struct BusyThreads(Vec<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>);
+
+fn busy_threads() -> BusyThreads {
+    BusyThreads(
+        (0..3)
+            .map(|_| {
+                let (stop, stopped) = mpsc::channel::<()>();
+                // Nothing is ever sent: it returns when the sender is dropped.
+                (stop, std::thread::spawn(move || _ = stopped.recv()))
+            })
+            .collect(),
+    )
+}
+
+impl Drop for BusyThreads {
+    fn drop(&mut self) {
+        for (stop, thread) in self.0.drain(..) {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
 }
 
 fn output(cmd: &mut Command, set: &NsSet) -> String {
@@ -314,8 +332,13 @@ fn every_kind_at_once_and_no_namespace_fd_leaks_into_the_child() {
     .into_iter()
     .collect();
     let set = NsSet::unshare(kinds).unwrap();
-    let mut child = Command::new("sleep").arg("10").spawn_in(&set).unwrap();
-    let pid = child.id();
+    let mut child = ChildGuard::new(
+        Command::new("sleep")
+            .arg("infinity")
+            .spawn_in(&set)
+            .unwrap(),
+    );
+    let pid = child.pid();
     for ns in &set {
         let seen = path_ino(format!("/proc/{pid}/ns/{}", ns.kind().proc_name()));
         assert_eq!(seen, ns.id().ino(), "{}", ns.kind());
@@ -330,8 +353,7 @@ fn every_kind_at_once_and_no_namespace_fd_leaks_into_the_child() {
             !t.starts_with("pipe:") && !t.starts_with("socket:") && !t.starts_with("anon_inode:")
         })
         .collect();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     assert!(
         leaked.is_empty(),
         "namespace fds open in the child: {leaked:?}"

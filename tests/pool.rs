@@ -5,11 +5,15 @@ mod support;
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use nsguard::{Error, NsKind, NsSet, Pool};
 use support::main_thread_ino;
+use support::signals::PATIENCE;
+
+/// The refill's first wait after a failure; each failure in a row doubles it.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 
 #[test]
 fn the_pool_hands_out_distinct_ready_sets_and_refills() {
@@ -157,21 +161,34 @@ fn a_refill_that_cannot_work_stops_and_says_why() {
 
 #[test]
 fn a_failing_refill_backs_off_and_keeps_its_error() {
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&attempts);
+    // The hook reports when each attempt starts. The test waits for the
+    // attempts rather than sleeping, and checks the gaps between them: a
+    // back-off makes each at least 100, 200, 400 ms; a slow machine only
+    // makes them longer; without a back-off they would be next to nothing.
+    let (attempt, attempts) = mpsc::channel();
     let pool = Pool::builder(NsKind::Uts)
         .size(1)
         .setup(move || {
-            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = attempt.send(Instant::now());
             Err("not today".into())
         })
         .build()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1600));
-    // Waits of 100, 200, 400, 800 ms: five attempts by now; sixteen
-    // without backing off.
-    let made = attempts.load(Ordering::SeqCst);
-    assert!((2..=6).contains(&made), "{made} attempts in 1.6 s");
+    let started: Vec<Instant> = (0..4)
+        .map(|_| {
+            attempts
+                .recv_timeout(PATIENCE)
+                .expect("the refill tries again")
+        })
+        .collect();
+    for (i, pair) in started.windows(2).enumerate() {
+        let (gap, backoff) = (pair[1] - pair[0], BACKOFF_FIRST * (1 << i));
+        assert!(
+            gap >= backoff,
+            "attempt {} came {gap:?} after the one before; the back-off is {backoff:?}",
+            i + 2
+        );
+    }
     assert!(
         matches!(pool.last_error(), Some(Error::Setup { reason }) if reason == "not today"),
         "{:?}",
@@ -182,10 +199,16 @@ fn a_failing_refill_backs_off_and_keeps_its_error() {
         pool.try_wait_full(Duration::from_millis(50)),
         Ok(false)
     ));
-    // Dropping the pool does not wait out the back-off.
-    let started = Instant::now();
+    // Dropping the pool does not wait out the back-off: it returns before
+    // the next attempt would have come (800 ms after the fourth).
     drop(pool);
-    assert!(started.elapsed() < Duration::from_millis(500));
+    let next = started[3] + BACKOFF_FIRST * 8;
+    assert!(
+        Instant::now() < next,
+        "drop returned {:?} after the back-off ended",
+        Instant::now() - next
+    );
+    assert!(attempts.try_recv().is_err(), "no attempt after the fourth");
 }
 
 #[test]

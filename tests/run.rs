@@ -5,9 +5,10 @@
 mod support;
 
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nsguard::{Error, Executor, Namespace, NsKind, NsSet};
+use support::signals::{await_exits, notify_on_exit, Latch, PATIENCE};
 use support::{main_thread_ino, thread_ino, ChildGuard, TempNs};
 
 fn open(temp: &TempNs) -> Namespace {
@@ -295,20 +296,16 @@ fn a_worker_that_a_body_moved_is_retired() {
     let temp = TempNs::new(NsKind::Net);
     let set = NsSet::from(open(&temp));
     let executor = Executor::builder().max_workers(1).build().unwrap();
+    let (exits_tx, exits) = mpsc::channel();
     let first = executor
-        .run(&set, || {
+        .run(&set, move || {
+            notify_on_exit(exits_tx);
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
             tid()
         })
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while executor.workers() != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the moved worker was not retired"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    await_exits(&exits, &[first], "the moved worker was not retired");
+    assert_eq!(executor.workers(), 0);
     let (second, ino) = executor
         .run(&set, || (tid(), thread_ino(NsKind::Net)))
         .unwrap();
@@ -316,17 +313,21 @@ fn a_worker_that_a_body_moved_is_retired() {
     assert_eq!(ino, temp.ino());
 }
 
-/// Runs one slow call per set at once, so that several workers are busy
-/// together; returns the workers' thread ids.
-fn on_busy_workers(executor: &Executor, sets: &[NsSet]) -> Vec<i32> {
-    std::thread::scope(|s| {
+/// Runs one call per set at once, each waiting for all the others to have
+/// started, so that that many workers are busy together; returns the
+/// workers' thread ids. Each worker reports its exit on `exits`.
+fn on_busy_workers(executor: &Executor, sets: &[NsSet], exits: &mpsc::Sender<i32>) -> Vec<i32> {
+    let all_busy = Latch::new(sets.len(), "every call running on a worker of its own");
+    let tids: Vec<i32> = std::thread::scope(|s| {
         let calls: Vec<_> = sets
             .iter()
             .map(|set| {
+                let (all_busy, exits) = (&all_busy, exits.clone());
                 s.spawn(move || {
                     executor
-                        .run(set, || {
-                            std::thread::sleep(Duration::from_millis(20));
+                        .run(set, move || {
+                            notify_on_exit(exits);
+                            all_busy.arrive_and_wait();
                             tid()
                         })
                         .unwrap()
@@ -334,7 +335,10 @@ fn on_busy_workers(executor: &Executor, sets: &[NsSet]) -> Vec<i32> {
             })
             .collect();
         calls.into_iter().map(|h| h.join().unwrap()).collect()
-    })
+    });
+    let distinct: std::collections::HashSet<_> = tids.iter().collect();
+    assert_eq!(distinct.len(), sets.len(), "one worker per call: {tids:?}");
+    tids
 }
 
 #[test]
@@ -345,24 +349,10 @@ fn idle_workers_exit() {
         .idle_timeout(Duration::from_millis(100))
         .build()
         .unwrap();
-    let tids: Vec<i32> = on_busy_workers(&executor, &sets);
-    assert!(executor.workers() >= 1);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let alive = tids
-            .iter()
-            .filter(|t| std::path::Path::new(&format!("/proc/self/task/{t}")).exists())
-            .count();
-        if executor.workers() == 0 && alive == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} workers, {alive} threads still alive",
-            executor.workers()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (exits_tx, exits) = mpsc::channel();
+    let tids = on_busy_workers(&executor, &sets, &exits_tx);
+    await_exits(&exits, &tids, "idle workers did not exit");
+    assert_eq!(executor.workers(), 0);
 }
 
 #[test]
@@ -378,8 +368,14 @@ fn a_process_owned_namespace_keeps_working_after_the_process_exits() {
 fn dropping_an_executor_ends_its_threads() {
     let temps: Vec<TempNs> = (0..3).map(|_| TempNs::new(NsKind::Net)).collect();
     let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
-    let executor = Executor::builder().build().unwrap();
-    let tids: Vec<i32> = on_busy_workers(&executor, &sets);
+    // Idle workers would never time out while the test waits: only the drop
+    // can end them.
+    let executor = Executor::builder()
+        .idle_timeout(PATIENCE * 10)
+        .build()
+        .unwrap();
+    let (exits_tx, exits) = mpsc::channel();
+    let tids = on_busy_workers(&executor, &sets, &exits_tx);
     let clone = executor.clone();
     drop(executor);
     assert_eq!(
@@ -388,15 +384,9 @@ fn dropping_an_executor_ends_its_threads() {
         "a clone keeps it alive"
     );
     drop(clone);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while tids
-        .iter()
-        .any(|t| std::path::Path::new(&format!("/proc/self/task/{t}")).exists())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "workers still alive after the executor was dropped"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    await_exits(
+        &exits,
+        &tids,
+        "workers still alive after the executor was dropped",
+    );
 }

@@ -1,5 +1,6 @@
 //! Test support: throw-away namespaces of every kind, an independent view of
-//! what namespaces a thread is in, and ways to make real `setns` calls fail.
+//! what namespaces a thread is in, ways to make real `setns` calls fail, and
+//! ([`signals`]) explicit signals to wait on where a test would otherwise sleep.
 //!
 //! Everything made here is removed on drop, also when a test fails. Nothing
 //! here uses nsguard to check nsguard: ids are read from `/proc` links.
@@ -15,6 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nsguard::NsKind;
+
+pub mod signals;
 
 /// A name unique to this process and call, for things tests create.
 pub fn unique_name(prefix: &str) -> String {
@@ -268,16 +271,22 @@ fn new_user_ns() -> File {
     file
 }
 
-/// A `sleep` child process in new namespaces, killed and reaped on drop.
+/// A child process that runs until it is killed: killed and reaped on drop,
+/// also when a test fails.
 pub struct ChildGuard {
     child: Option<Child>,
 }
 
 impl ChildGuard {
-    /// Spawns `sleep 1000` after `unshare(flags)` in the child.
+    /// Guards `child`, which should not exit by itself (like `sleep infinity`).
+    pub fn new(child: Child) -> ChildGuard {
+        ChildGuard { child: Some(child) }
+    }
+
+    /// Spawns `sleep infinity` after `unshare(flags)` in the child.
     pub fn spawn_in_new(flags: CloneFlags) -> ChildGuard {
         let mut cmd = Command::new("sleep");
-        cmd.arg("1000");
+        cmd.arg("infinity");
         // SAFETY: the closure runs in the forked child before exec and only
         // makes the unshare(2) system call, which is async-signal-safe; the
         // error path builds an io::Error from an errno, without allocating.
@@ -548,14 +557,18 @@ impl Drop for PanicOnDrop {
     }
 }
 
-/// The pids controller (cgroup v1 or v2) of this machine, if any.
+/// The pids controller (cgroup v1 or v2) of this machine, if any: under
+/// v2, only where the root passes it on to child cgroups
+/// (`cgroup.subtree_control`), or theirs have no `pids.max`.
 fn pids_root() -> Option<PathBuf> {
     ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
         .into_iter()
         .map(PathBuf::from)
         .find(|p| {
             p.join("cgroup.procs").exists()
-                && (p.ends_with("pids") || p.join("cgroup.controllers").exists())
+                && (p.ends_with("pids")
+                    || std::fs::read_to_string(p.join("cgroup.subtree_control"))
+                        .is_ok_and(|on| on.split_whitespace().any(|c| c == "pids")))
         })
 }
 

@@ -1,0 +1,118 @@
+//! Explicit signals between a test and the threads it waits for, instead of
+//! sleeping "long enough": a latch that bodies wait on, and a message when a
+//! thread exits. Every wait gives up after [`PATIENCE`] with a panic that
+//! says what did not happen, so a test whose failure mode is a hang fails
+//! (and unwinds, removing what it made) instead of hanging.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that should happen at once: a
+/// watchdog for hangs, far beyond any scheduling delay on a slow machine.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Opens when it has been counted down `count` times; waiting threads go on
+/// then. `Latch::new(1, ..)` is a gate the test opens; `Latch::new(n, ..)`
+/// with each of `n` threads calling [`arrive_and_wait`](Self::arrive_and_wait)
+/// holds them until all are running at once.
+#[derive(Clone)]
+pub struct Latch {
+    state: Arc<(Mutex<State>, Condvar)>,
+    what: &'static str,
+}
+
+struct State {
+    left: usize,
+    /// A wait ran out of patience: the others fail at once rather than each
+    /// waiting its own [`PATIENCE`].
+    broken: bool,
+}
+
+impl Latch {
+    /// `what` says what the latch waits for, for the panic if it never opens.
+    pub fn new(count: usize, what: &'static str) -> Latch {
+        Latch {
+            state: Arc::new((
+                Mutex::new(State {
+                    left: count,
+                    broken: false,
+                }),
+                Condvar::new(),
+            )),
+            what,
+        }
+    }
+
+    pub fn count_down(&self) {
+        let (lock, opened) = &*self.state;
+        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        state.left = state.left.saturating_sub(1);
+        if state.left == 0 {
+            opened.notify_all();
+        }
+    }
+
+    /// Blocks until the latch is open.
+    ///
+    /// # Panics
+    ///
+    /// If it is still closed after [`PATIENCE`].
+    pub fn wait(&self) {
+        let (lock, opened) = &*self.state;
+        let state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut state, _) = opened
+            .wait_timeout_while(state, PATIENCE, |s| s.left > 0 && !s.broken)
+            .unwrap_or_else(|p| p.into_inner());
+        if state.left > 0 {
+            state.broken = true;
+            opened.notify_all();
+            panic!("waited {PATIENCE:?} in vain for: {}", self.what);
+        }
+    }
+
+    pub fn arrive_and_wait(&self) {
+        self.count_down();
+        self.wait();
+    }
+}
+
+/// Sends the calling thread's id on `tx` when the thread exits: as its
+/// thread-locals are destroyed, after everything it ran has returned. How a
+/// test waits for a thread it has no handle to, such as a worker.
+pub fn notify_on_exit(tx: mpsc::Sender<i32>) {
+    struct OnExit(RefCell<Vec<mpsc::Sender<i32>>>);
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            let tid = nix::unistd::gettid().as_raw();
+            for tx in self.0.get_mut().drain(..) {
+                let _ = tx.send(tid);
+            }
+        }
+    }
+    thread_local! {
+        static ON_EXIT: OnExit = const { OnExit(RefCell::new(Vec::new())) };
+    }
+    ON_EXIT.with(|on_exit| on_exit.0.borrow_mut().push(tx));
+}
+
+/// Waits until every thread in `tids` has said (through [`notify_on_exit`])
+/// that it exited.
+///
+/// # Panics
+///
+/// If some have not within [`PATIENCE`]; the message starts with `what`.
+pub fn await_exits(exits: &mpsc::Receiver<i32>, tids: &[i32], what: &str) {
+    let mut running: HashSet<i32> = tids.iter().copied().collect();
+    let deadline = Instant::now() + PATIENCE;
+    while !running.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match exits.recv_timeout(left) {
+            Ok(tid) => {
+                running.remove(&tid);
+            }
+            Err(_) => panic!("{what}: threads {running:?} still running after {PATIENCE:?}"),
+        }
+    }
+}
