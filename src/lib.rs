@@ -127,16 +127,23 @@
 
 #![warn(missing_docs)]
 
-pub use ns_macros::in_namespace;
+#[cfg(not(target_os = "linux"))]
+compile_error!("nsguard supports Linux only: namespaces are a feature of the Linux kernel");
 
-pub use ns_core::netns;
-pub use ns_core::{
+#[cfg(target_os = "linux")]
+pub use nsguard_macros::in_namespace;
+
+#[cfg(target_os = "linux")]
+pub use nsguard_core::netns;
+#[cfg(target_os = "linux")]
+pub use nsguard_core::{
     is_poisoned, poison_reason, Builder, CommandExt, Credentials, Errno, Error, Executor, IdMap,
     IntoIter, Iter, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder,
     Result, RunAsync, Unshare, NETNS_DIRS,
 };
 
+#[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub mod __private {
-    pub use ns_core::__private::*;
+    pub use nsguard_core::__private::*;
 }
