@@ -65,12 +65,16 @@
 //! Creating namespaces (user included, without switching the caller) and
 //! starting processes in them:
 //!
-//! ```no_run
-//! use std::process::Command;
+//! ```
+//! use std::process::{Command, Stdio};
 //! use nsguard::{CommandExt, NsKind, NsSet};
 //!
 //! let sandbox = NsSet::unshare(NsKind::User | NsKind::Net | NsKind::Uts)?;
-//! let out = Command::new("id").arg("-u").spawn_in(&sandbox)?.wait_with_output()?;
+//! let out = Command::new("id")
+//!     .arg("-u")
+//!     .stdout(Stdio::piped()) // else the child writes to this process's stdout
+//!     .spawn_in(&sandbox)?
+//!     .wait_with_output()?;
 //! assert_eq!(out.stdout, b"0\n"); // root inside, nobody special outside
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
