@@ -65,12 +65,16 @@
 //! Creating namespaces (user included, without switching the caller) and
 //! starting processes in them:
 //!
-//! ```no_run
-//! use std::process::Command;
+//! ```
+//! use std::process::{Command, Stdio};
 //! use nsguard::{CommandExt, NsKind, NsSet};
 //!
 //! let sandbox = NsSet::unshare(NsKind::User | NsKind::Net | NsKind::Uts)?;
-//! let out = Command::new("id").arg("-u").spawn_in(&sandbox)?.wait_with_output()?;
+//! let out = Command::new("id")
+//!     .arg("-u")
+//!     .stdout(Stdio::piped()) // else the child writes to this process's stdout
+//!     .spawn_in(&sandbox)?
+//!     .wait_with_output()?;
 //! assert_eq!(out.stdout, b"0\n"); // root inside, nobody special outside
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -127,16 +131,23 @@
 
 #![warn(missing_docs)]
 
-pub use ns_macros::in_namespace;
+#[cfg(not(target_os = "linux"))]
+compile_error!("nsguard supports Linux only: namespaces are a feature of the Linux kernel");
 
-pub use ns_core::netns;
-pub use ns_core::{
+#[cfg(target_os = "linux")]
+pub use nsguard_macros::in_namespace;
+
+#[cfg(target_os = "linux")]
+pub use nsguard_core::netns;
+#[cfg(target_os = "linux")]
+pub use nsguard_core::{
     is_poisoned, poison_reason, Builder, CommandExt, Credentials, Errno, Error, Executor, IdMap,
     IntoIter, Iter, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder,
     Result, Retired, RunAsync, Stats, Unshare, NETNS_DIRS,
 };
 
+#[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub mod __private {
-    pub use ns_core::__private::*;
+    pub use nsguard_core::__private::*;
 }

@@ -10,6 +10,17 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+// Namespaces are a Linux kernel feature: elsewhere, one clear error instead
+// of dozens of unresolved names (the Linux-only dependencies are absent).
+#[cfg(not(target_os = "linux"))]
+compile_error!("nsguard supports Linux only: namespaces are a feature of the Linux kernel");
+
+/// Keeps the items it wraps on Linux only.
+macro_rules! linux_only {
+    ($($item:item)*) => { $( #[cfg(target_os = "linux")] $item )* };
+}
+
+linux_only! {
 #[doc(hidden)]
 #[allow(missing_debug_implementations)]
 pub mod __private;
@@ -44,3 +55,4 @@ pub use pool::{Pool, PoolBuilder};
 pub use set::{IntoIter, Iter, NsSet};
 pub use spawn::{CommandExt, Credentials};
 pub use thread_state::{is_poisoned, poison_reason};
+}

@@ -230,7 +230,8 @@ impl Namespace {
     /// Keeps the namespace alive at `path` with a bind mount, as `ip netns
     /// add` and container runtimes do: it then lives on after every process
     /// and handle is gone, until [`Namespace::unpersist`]. The file is
-    /// created if it does not exist.
+    /// created if it does not exist; its directory is not, and must exist
+    /// (`std::fs::create_dir_all` first).
     ///
     /// # Errors
     ///

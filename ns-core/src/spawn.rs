@@ -35,12 +35,16 @@ use crate::thread_state;
 ///
 /// Kinds the set does not name are those of the calling thread.
 ///
-/// ```no_run
-/// use std::process::Command;
+/// ```
+/// use std::process::{Command, Stdio};
 /// use nsguard::{CommandExt, NsKind, NsSet};
 ///
 /// let sandbox = NsSet::unshare(NsKind::User | NsKind::Net)?;
-/// let out = Command::new("id").arg("-u").spawn_in(&sandbox)?.wait_with_output()?;
+/// let out = Command::new("id")
+///     .arg("-u")
+///     .stdout(Stdio::piped()) // else the child writes to this process's stdout
+///     .spawn_in(&sandbox)?
+///     .wait_with_output()?;
 /// assert_eq!(out.stdout, b"0\n"); // root inside
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -23,6 +23,9 @@ pub(crate) fn expand(item: ItemFn, config: Config, ret: Return) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
+        // `default fn` and the like exist only on associated fns; syn
+        // prints none for an item fn either.
+        modifiers: _,
         sig,
         block,
     } = item;

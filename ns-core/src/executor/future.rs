@@ -31,6 +31,10 @@ struct Slot<R> {
 /// call waits in the executor's queue, not on the polling thread. Dropping
 /// it before completion is safe: a call that has not started is skipped, one
 /// that has started finishes on its worker, which is then reused.
+///
+/// # Panics
+///
+/// If the closure panicked, polling re-raises its panic, with its payload.
 #[must_use = "futures do nothing unless polled; the call is already queued, but its result is lost"]
 pub struct RunAsync<R> {
     slot: Arc<Mutex<Slot<R>>>,
@@ -120,6 +124,10 @@ impl Executor {
     ///
     /// The future resolves to the errors of [`run`](Self::run), and to
     /// [`Error::Io`] if the set's fds cannot be duplicated.
+    ///
+    /// # Panics
+    ///
+    /// Polling the future re-raises a panic of `f`, with its payload.
     pub fn run_async<R, F>(&self, set: &NsSet, f: F) -> RunAsync<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -186,15 +194,27 @@ impl NsSet {
     /// future of its value that needs no particular runtime and never blocks
     /// the thread that polls it. See [`Executor::run_async`].
     ///
+    /// # Errors
+    ///
+    /// The future resolves to the errors of [`Executor::run_async`]; the
+    /// closure's own result is its value.
+    ///
+    /// # Panics
+    ///
+    /// Polling the future re-raises a panic of `f`, with its payload.
+    ///
     /// # Examples
     ///
     /// ```no_run
-    /// # async fn demo() -> nsguard::Result<()> {
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     /// use nsguard::{NsKind, NsSet};
     ///
     /// let set = NsSet::unshare(NsKind::Net)?;
-    /// // A socket made inside, used anywhere.
-    /// let listener = set.run_async(|| std::net::TcpListener::bind("127.0.0.1:0")).await?;
+    /// // A socket made inside, used anywhere: the first `?` is nsguard's
+    /// // error, the second the closure's `io::Result`.
+    /// let listener: std::net::TcpListener =
+    ///     set.run_async(|| std::net::TcpListener::bind("127.0.0.1:0")).await??;
+    /// # drop(listener);
     /// # Ok(()) }
     /// ```
     pub fn run_async<R, F>(&self, f: F) -> RunAsync<R>
