@@ -47,6 +47,7 @@ fn a_closure_that_panics_when_dropped_unrun_releases_its_caller() {
     let (set_a, set_b) = (net_set(&a), net_set(&b));
     let executor = Executor::builder()
         .max_workers(1)
+        .overflow_after(std::time::Duration::MAX)
         .check_after_call(false)
         .build()
         .unwrap();
@@ -136,7 +137,11 @@ fn run_async_contains_drops_results_and_wakers() {
     }
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
-    let executor = Executor::builder().max_workers(1).build().unwrap();
+    let executor = Executor::builder()
+        .max_workers(1)
+        .overflow_after(std::time::Duration::MAX)
+        .build()
+        .unwrap();
     let first = executor.run(&set, tid).unwrap();
 
     // 1. Cancelled before it started: its closure is dropped on the worker.
@@ -237,6 +242,7 @@ fn an_endless_idle_timeout_keeps_workers_usable() {
     let set = net_set(&a);
     let executor = Executor::builder()
         .max_workers(2)
+        .overflow_after(std::time::Duration::MAX)
         .idle_timeout(Duration::MAX)
         .build()
         .unwrap();
@@ -298,7 +304,11 @@ fn run_async_from_a_body_respects_the_cap() {
     }
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
-    let executor = Executor::builder().max_workers(2).build().unwrap();
+    let executor = Executor::builder()
+        .max_workers(2)
+        .overflow_after(std::time::Duration::MAX)
+        .build()
+        .unwrap();
     let futures = executor
         .run(&set, || {
             let futures: Vec<_> = (0..500)
@@ -501,7 +511,11 @@ fn a_body_that_changes_its_threads_state_retires_its_worker() {
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
     for (name, change, line) in cases {
-        let executor = Executor::builder().max_workers(1).build().unwrap();
+        let executor = Executor::builder()
+            .max_workers(1)
+            .overflow_after(std::time::Duration::MAX)
+            .build()
+            .unwrap();
         let (first, before) = executor.run(&set, || (tid(), status_line(line))).unwrap();
         executor.run(&set, change).unwrap();
         let (second, after) = executor.run(&set, || (tid(), status_line(line))).unwrap();
@@ -516,7 +530,11 @@ fn a_body_that_changes_its_threads_state_retires_its_worker() {
 fn a_body_that_changes_a_private_cwd_retires_its_worker() {
     let m = TempNs::new(NsKind::Mnt);
     let set = NsSet::from(Namespace::open(NsKind::Mnt, m.path()).unwrap());
-    let executor = Executor::builder().max_workers(1).build().unwrap();
+    let executor = Executor::builder()
+        .max_workers(1)
+        .overflow_after(std::time::Duration::MAX)
+        .build()
+        .unwrap();
     let (first, cwd) = executor
         .run(&set, || (tid(), std::env::current_dir().unwrap()))
         .unwrap();

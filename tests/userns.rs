@@ -76,7 +76,11 @@ fn a_worker_that_left_an_unreachable_home_namespace_serves_only_that_one() {
     if !in_child_userns("a_worker_that_left_an_unreachable_home_namespace_serves_only_that_one") {
         return;
     }
-    let executor = Executor::builder().max_workers(1).build().unwrap();
+    let executor = Executor::builder()
+        .max_workers(1)
+        .overflow_after(std::time::Duration::MAX)
+        .build()
+        .unwrap();
     let uts = NsSet::unshare(NsKind::Uts).unwrap();
     let uts_ino = uts.get(NsKind::Uts).unwrap().id().ino();
     let seen = executor

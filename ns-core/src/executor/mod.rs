@@ -95,7 +95,7 @@ impl Default for Builder {
                 idle_timeout: Duration::from_secs(10),
                 spin: Duration::from_micros(20),
                 check_after_call: true,
-                overflow_after: Duration::from_millis(200),
+                overflow_after: Duration::from_secs(1),
             },
             home: None,
         }
@@ -141,7 +141,7 @@ impl Builder {
 
     /// How long a caller waiting at the cap, with no call of the executor
     /// finishing meanwhile, waits before a worker beyond the cap is started
-    /// for it (default: 200 ms). See [`max_workers`](Self::max_workers).
+    /// for it (default: 1 s). See [`max_workers`](Self::max_workers).
     /// [`Duration::MAX`] turns this off: calls that wait for each other
     /// through threads of their own then deadlock at the cap.
     #[must_use]
