@@ -251,6 +251,13 @@ fn main() {
             i += 1;
         }),
     );
+    // This bench is built with the `tracing` feature on (a dev-dependency
+    // turns it on) and no subscriber: what an event costs then. A warm call
+    // that needs no switch emits none; a switch emits one.
+    t.add(
+        "  one tracing event, feature on, no subscriber",
+        measure(budget, || tracing::event!(tracing::Level::TRACE, "probe")),
+    );
     t.add(
         "5 NsSet::enter + drop (the guard)",
         measure(budget, || {

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const EXAMPLES: [&str; 7] = [
+const EXAMPLES: [&str; 8] = [
     "async_netns",
+    "async_http_in_netns",
     "quickstart",
     "scoped_guard",
     "mount_ns",
@@ -195,4 +196,14 @@ fn async_netns_serves_inside_only() {
         stdout.contains("interfaces inside A (run_async): lo"),
         "{stdout}"
     );
+}
+
+#[test]
+fn async_http_in_netns_serves_inside_only() {
+    let (_, stdout, _) = run("async_http_in_netns");
+    assert!(
+        stdout.contains("dialled inside A  -> 200 OK hello from inside namespace A"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("from the host      -> fails"), "{stdout}");
 }
