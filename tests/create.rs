@@ -277,7 +277,7 @@ fn pid_cannot_be_created_without_a_process() {
 fn a_process_in_a_new_pid_namespace_is_pid_1() {
     let out = sh("echo $$; readlink /proc/self/ns/pid")
         .stdout(Stdio::piped())
-        .spawn_in_new(&NsSet::new(), NsKind::Pid.into())
+        .spawn_in_new(&NsSet::new(), NsKind::Pid)
         .unwrap()
         .wait_with_output()
         .unwrap();

@@ -576,7 +576,7 @@ fn thread_creation_failures_are_errors_not_panics() {
         thread_error(
             "spawn_in_new",
             std::process::Command::new("true")
-                .spawn_in_new(&NsSet::new(), NsKind::Pid.into())
+                .spawn_in_new(&NsSet::new(), NsKind::Pid)
                 .map(drop),
         );
     });

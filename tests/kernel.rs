@@ -86,7 +86,7 @@ fn time_is_refused_by_name_where_the_kernel_lacks_it() {
     );
     assert_time_refused(
         "spawn_in_new",
-        Command::new("true").spawn_in_new(&NsSet::new(), NsKind::Time.into()),
+        Command::new("true").spawn_in_new(&NsSet::new(), NsKind::Time),
     );
     assert_time_refused("Pool", Pool::builder(NsKind::Time).build());
     // Every kind it has works.

@@ -367,3 +367,16 @@ fn namespace_fds_are_close_on_exec() {
         Err(Error::NotANamespace { .. })
     ));
 }
+
+#[test]
+fn sets_are_equal_when_they_hold_the_same_namespaces() {
+    let a = NsSet::current(NsKind::Net | NsKind::Uts).unwrap();
+    let b = NsSet::of_pid(std::process::id() as i32, NsKind::Uts | NsKind::Net).unwrap();
+    assert_eq!(a, b);
+    let temp = support::TempNs::new(NsKind::Net);
+    let c = NsSet::current(NsKind::Uts)
+        .unwrap()
+        .with(nsguard::Namespace::open(NsKind::Net, temp.path()).unwrap());
+    assert_ne!(a, c);
+    assert_ne!(a, NsSet::current(NsKind::Net).unwrap());
+}

@@ -1,7 +1,7 @@
 //! Namespace kinds ([`NsKind`]) and sets of kinds ([`NsKinds`]).
 
 use std::fmt;
-use std::ops::{BitOr, BitOrAssign};
+use std::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not, Sub, SubAssign};
 use std::str::FromStr;
 
 use crate::error::Error;
@@ -309,23 +309,26 @@ impl NsKinds {
     }
 
     /// The kinds in either set (`|`, usable in constants).
+    #[must_use]
     pub const fn union(self, other: NsKinds) -> NsKinds {
         NsKinds(self.0 | other.0)
     }
 
     /// The kinds in both sets.
+    #[must_use]
     pub const fn intersection(self, other: NsKinds) -> NsKinds {
         NsKinds(self.0 & other.0)
     }
 
     /// The kinds of `self` that are not in `other`.
+    #[must_use]
     pub const fn difference(self, other: NsKinds) -> NsKinds {
         NsKinds(self.0 & !other.0)
     }
 
     /// The kinds, in the order of [`NsKind::ALL`].
-    pub fn iter(self) -> impl Iterator<Item = NsKind> + Clone {
-        NsKind::ALL.into_iter().filter(move |k| self.contains(*k))
+    pub fn iter(self) -> KindsIter {
+        KindsIter { rest: self }
     }
 }
 
@@ -449,6 +452,75 @@ impl BitOrAssign<NsKind> for NsKinds {
 impl BitOrAssign for NsKinds {
     fn bitor_assign(&mut self, rhs: NsKinds) {
         self.0 |= rhs.0;
+    }
+}
+
+/// `a & b`: the kinds in both.
+impl<R: Into<NsKinds>> BitAnd<R> for NsKinds {
+    type Output = NsKinds;
+
+    fn bitand(self, rhs: R) -> NsKinds {
+        self.intersection(rhs.into())
+    }
+}
+
+impl<R: Into<NsKinds>> BitAndAssign<R> for NsKinds {
+    fn bitand_assign(&mut self, rhs: R) {
+        *self = *self & rhs;
+    }
+}
+
+/// `a - b`: the kinds of `a` not in `b`, as in `NsKinds::ALL - NsKind::User`.
+impl<R: Into<NsKinds>> Sub<R> for NsKinds {
+    type Output = NsKinds;
+
+    fn sub(self, rhs: R) -> NsKinds {
+        self.difference(rhs.into())
+    }
+}
+
+impl<R: Into<NsKinds>> SubAssign<R> for NsKinds {
+    fn sub_assign(&mut self, rhs: R) {
+        *self = *self - rhs;
+    }
+}
+
+/// `!a`: every kind not in `a`.
+impl Not for NsKinds {
+    type Output = NsKinds;
+
+    fn not(self) -> NsKinds {
+        NsKinds::ALL.difference(self)
+    }
+}
+
+/// `!kind`: every other kind.
+impl Not for NsKind {
+    type Output = NsKinds;
+
+    fn not(self) -> NsKinds {
+        !NsKinds::from(self)
+    }
+}
+
+#[cfg(test)]
+mod operator_tests {
+    use super::*;
+
+    #[test]
+    fn set_operators_and_their_assign_forms() {
+        let net_uts = NsKind::Net | NsKind::Uts;
+        assert_eq!(net_uts & NsKind::Net, NsKinds::from(NsKind::Net));
+        assert_eq!(net_uts - NsKind::Net, NsKinds::from(NsKind::Uts));
+        assert_eq!((NsKinds::ALL - NsKind::User).len(), 7);
+        assert_eq!(!NsKinds::ALL, NsKinds::EMPTY);
+        assert_eq!(!NsKind::Time, NsKinds::ALL - NsKind::Time);
+        let mut k = NsKinds::ALL;
+        k -= NsKind::User;
+        k &= NsKind::User | NsKind::Net;
+        assert_eq!(k, NsKinds::from(NsKind::Net));
+        let it: KindsIter = net_uts.iter();
+        assert_eq!(it.collect::<Vec<_>>(), [NsKind::Net, NsKind::Uts]);
     }
 }
 

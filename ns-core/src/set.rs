@@ -370,6 +370,16 @@ impl NsSet {
     }
 }
 
+/// Two sets are equal when they hold the same namespaces (by id), whatever
+/// paths or fds they were opened with.
+impl PartialEq for NsSet {
+    fn eq(&self, other: &NsSet) -> bool {
+        self.iter().map(Namespace::id).eq(other.iter().map(Namespace::id))
+    }
+}
+
+impl Eq for NsSet {}
+
 impl fmt::Debug for NsSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set().entries(self.iter()).finish()

@@ -71,7 +71,7 @@ pub trait CommandExt: sealed::Sealed {
     /// maps); [`Error::KindUnsupported`] for a kind of `new` the running
     /// kernel lacks (time before Linux 5.6 or without `CONFIG_TIME_NS`),
     /// before anything is started.
-    fn spawn_in_new(&mut self, set: &NsSet, new: NsKinds) -> Result<Child>;
+    fn spawn_in_new(&mut self, set: &NsSet, new: impl Into<NsKinds>) -> Result<Child>;
 
     /// Spawns the command inside every namespace of `set`, running as the
     /// user, group and supplementary groups of `creds`, which are set inside
@@ -155,8 +155,8 @@ impl CommandExt for Command {
         spawn_inside(self, set, NsKinds::EMPTY, None)
     }
 
-    fn spawn_in_new(&mut self, set: &NsSet, new: NsKinds) -> Result<Child> {
-        spawn_inside(self, set, new, None)
+    fn spawn_in_new(&mut self, set: &NsSet, new: impl Into<NsKinds>) -> Result<Child> {
+        spawn_inside(self, set, new.into(), None)
     }
 
     fn spawn_in_as(&mut self, set: &NsSet, creds: &Credentials) -> Result<Child> {
