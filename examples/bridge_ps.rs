@@ -40,13 +40,8 @@ const ROUNDS: usize = 10;
 /// The IPv4 addresses of the calling thread's network namespace, by
 /// interface, from getifaddrs (netlink: it follows the thread).
 #[in_namespace(net = netns)]
-fn addresses_in(netns: &Namespace) -> nsguard::Result<Addresses> {
-    let addrs = nix::ifaddrs::getifaddrs().map_err(|errno| nsguard::Error::Io {
-        op: "listing the addresses of",
-        kind: NsKind::Net,
-        path: None,
-        errno,
-    })?;
+fn addresses_in(netns: &Namespace) -> std::io::Result<Addresses> {
+    let addrs = nix::ifaddrs::getifaddrs()?;
     Ok(addrs
         .filter_map(|a| {
             let ip = a.address?.as_sockaddr_in()?.ip();
@@ -183,7 +178,7 @@ fn run() -> Result<(), common::BoxError> {
         let listers: Vec<_> = (0..THREADS)
             .map(|t| {
                 let (containers, calls, wrong) = (&containers, &calls, &wrong);
-                s.spawn(move || -> nsguard::Result<Vec<Row>> {
+                s.spawn(move || -> std::io::Result<Vec<Row>> {
                     let mut last = Vec::new();
                     for round in 0..ROUNDS {
                         for i in (t..containers.len()).step_by(THREADS) {

@@ -18,13 +18,8 @@ use nsguard::{in_namespace, Namespace, NsKind, NsSet};
 
 /// Runs on a worker thread inside `netns`; the caller's thread never moves.
 #[in_namespace(net = netns)]
-fn interfaces_in(netns: &Namespace) -> nsguard::Result<Vec<String>> {
-    common::interfaces().map_err(|errno| nsguard::Error::Io {
-        op: "listing the interfaces of",
-        kind: NsKind::Net,
-        path: None,
-        errno,
-    })
+fn interfaces_in(netns: &Namespace) -> std::io::Result<Vec<String>> {
+    Ok(common::interfaces()?)
 }
 
 fn main() -> ExitCode {

@@ -163,7 +163,9 @@ fn spawn_in_applies_uid_and_gid_inside() {
     let mut cmd = Command::new("id");
     cmd.uid(65534).gid(65534);
     match cmd.spawn_in(&set) {
-        Err(Error::InvalidConfig { setting, reason }) => {
+        Err(Error::InvalidConfig {
+            setting, reason, ..
+        }) => {
             assert_eq!(setting, "Command::uid");
             assert!(reason.contains("spawn_in_as"), "{reason}");
         }

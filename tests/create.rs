@@ -389,7 +389,7 @@ fn failures_in_the_child_name_the_namespace() {
         }
     });
     match Command::new("/nonexistent/program").spawn_in(&set) {
-        Err(Error::Spawn { program, errno }) => {
+        Err(Error::Spawn { program, errno, .. }) => {
             assert_eq!(
                 (program.as_str(), errno),
                 ("/nonexistent/program", nsguard::Errno::ENOENT)

@@ -232,7 +232,9 @@ fn dropping_an_outer_guard_first_poisons_the_thread() {
         let outer = outer_set.enter().unwrap();
         let inner = inner_set.enter().unwrap();
         match outer.restore() {
-            Err(Error::Poisoned { reason }) => assert!(reason.contains("out of order"), "{reason}"),
+            Err(Error::Poisoned { reason, .. }) => {
+                assert!(reason.contains("out of order"), "{reason}")
+            }
             other => panic!("expected Poisoned, got {other:?}"),
         }
         // The guard switched back its own kind, as far as it could.
@@ -251,7 +253,7 @@ fn a_failed_restore_poisons_the_thread() {
         let guard = set.enter().unwrap();
         drop_cap_sys_admin_on_this_thread();
         match guard.restore() {
-            Err(Error::Restore { ns, errno }) => {
+            Err(Error::Restore { ns, errno, .. }) => {
                 assert_eq!(
                     (ns.kind(), ns.ino(), errno),
                     (NsKind::Net, host, Errno::EPERM)

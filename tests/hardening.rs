@@ -438,7 +438,7 @@ fn global_workers_never_inherit_a_callers_dropped_capabilities() {
         NsSet::new().run(|| status_line("CapEff"))
     });
     match refused {
-        Err(Error::Worker { reason }) => assert!(reason.contains("CapEff"), "{reason}"),
+        Err(Error::Worker { reason, .. }) => assert!(reason.contains("CapEff"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     let seen = support::on_fresh_thread(|| NsSet::new().run(|| status_line("CapEff")).unwrap());
@@ -589,7 +589,9 @@ fn a_home_in_another_pid_namespace_is_refused_at_build() {
     let p = TempNs::new(NsKind::Pid);
     let home = NsSet::from(Namespace::open(NsKind::Pid, p.path()).unwrap());
     match Executor::builder().home(home).build() {
-        Err(Error::InvalidConfig { setting, reason }) => {
+        Err(Error::InvalidConfig {
+            setting, reason, ..
+        }) => {
             assert_eq!(setting, "home");
             assert!(reason.contains("cannot create threads"), "{reason}");
         }

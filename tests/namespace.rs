@@ -49,6 +49,7 @@ fn a_namespace_of_another_kind_is_refused() {
                 path,
                 expected,
                 found,
+                ..
             }) => {
                 assert_eq!((expected, found), (kind, NsKind::Net));
                 assert_eq!(path, net.path());
@@ -72,6 +73,7 @@ fn assert_not_a_namespace(path: &std::path::Path, found: &str) {
                 kind,
                 path: p,
                 found: f,
+                ..
             } = &err
             else {
                 unreachable!()
@@ -122,6 +124,7 @@ fn a_missing_path_is_not_found() {
             Err(Error::NotFound {
                 kind: NsKind::Ipc,
                 path: p,
+                ..
             }) => assert_eq!(p, path),
             other => panic!("{path:?}: expected NotFound, got {other:?}"),
         }
@@ -216,7 +219,7 @@ fn of_pid_reads_a_live_process_and_names_a_dead_one() {
     }
     for bad in [0, -1, i32::MIN] {
         assert!(
-            matches!(Namespace::of_pid(bad, NsKind::Net), Err(Error::InvalidPid { pid }) if pid == bad)
+            matches!(Namespace::of_pid(bad, NsKind::Net), Err(Error::InvalidPid { pid, .. }) if pid == bad)
         );
         assert!(matches!(
             NsSet::of_pid(bad, NsKind::Uts),
@@ -306,6 +309,7 @@ fn from_dir_reads_proc_and_bind_mount_directories() {
         Err(Error::NotFound {
             kind: NsKind::Ipc,
             path,
+            ..
         }) => assert_eq!(path, parent.path().join("ipc")),
         other => panic!("expected NotFound for ipc, got {other:?}"),
     }

@@ -74,7 +74,7 @@ fn a_failing_hook_is_reported_to_the_caller() {
         .build()
         .unwrap();
     match pool.get() {
-        Err(Error::Setup { reason }) => assert_eq!(reason, "no luck"),
+        Err(Error::Setup { reason, .. }) => assert_eq!(reason, "no luck"),
         other => panic!("expected Setup, got {other:?}"),
     }
 }
@@ -190,7 +190,7 @@ fn a_failing_refill_backs_off_and_keeps_its_error() {
         );
     }
     assert!(
-        matches!(pool.last_error(), Some(Error::Setup { reason }) if reason == "not today"),
+        matches!(pool.last_error(), Some(Error::Setup { reason, .. }) if reason == "not today"),
         "{:?}",
         pool.last_error()
     );

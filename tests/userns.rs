@@ -49,7 +49,7 @@ fn a_guard_that_could_not_come_back_is_refused_before_switching() {
         let before = thread_ino(NsKind::Uts);
         match uts.enter() {
             Err(err @ Error::NoWayBack { .. }) => {
-                let Error::NoWayBack { here, target } = err else {
+                let Error::NoWayBack { here, target, .. } = err else {
                     unreachable!()
                 };
                 assert_eq!(

@@ -28,6 +28,7 @@ pub enum Error {
         path.display(),
         not_found_hint(path)
     )]
+    #[non_exhaustive]
     NotFound {
         /// The kind that was asked for.
         kind: NsKind,
@@ -40,6 +41,7 @@ pub enum Error {
         "no process with pid {pid}: cannot open {}; the process has exited or never existed",
         path.display()
     )]
+    #[non_exhaustive]
     NoSuchProcess {
         /// The pid.
         pid: i32,
@@ -51,6 +53,7 @@ pub enum Error {
 
     /// A pid that can never name a process: zero or negative.
     #[error("invalid pid {pid}: a process id must be a positive number")]
+    #[non_exhaustive]
     InvalidPid {
         /// The pid given.
         pid: i32,
@@ -63,6 +66,7 @@ pub enum Error {
          or inside a user namespace that owns the namespaces (e.g. `unshare -Ur`)",
         target = kind_and_path(*kind, path.as_deref())
     )]
+    #[non_exhaustive]
     PermissionDenied {
         /// What was attempted: `"opening"`, `"entering"`.
         op: &'static str,
@@ -83,6 +87,7 @@ pub enum Error {
          /proc/<pid>/ns/{kind}, or a bind mount of one",
         path.display()
     )]
+    #[non_exhaustive]
     NotANamespace {
         /// The kind that was asked for.
         kind: NsKind,
@@ -98,6 +103,7 @@ pub enum Error {
          or pass the path of a {expected} namespace",
         path.display()
     )]
+    #[non_exhaustive]
     WrongKind {
         /// The path.
         path: PathBuf,
@@ -109,6 +115,7 @@ pub enum Error {
 
     /// The name or path is already taken.
     #[error("{} already exists; pick another name, or delete it first", path.display())]
+    #[non_exhaustive]
     AlreadyExists {
         /// The path.
         path: PathBuf,
@@ -116,6 +123,7 @@ pub enum Error {
 
     /// A namespace name (as used by `ip netns`) that cannot name a file.
     #[error("invalid namespace name {name:?}: {reason}")]
+    #[non_exhaustive]
     InvalidName {
         /// The name given.
         name: String,
@@ -128,6 +136,7 @@ pub enum Error {
         "unknown namespace kind {name:?}: expected one of cgroup, ipc, mnt, net, pid, time, \
          user, uts"
     )]
+    #[non_exhaustive]
     UnknownKind {
         /// The string given.
         name: String,
@@ -143,6 +152,7 @@ pub enum Error {
          {needs}; nothing was done; leave {kind} out, or use NsKinds::supported() for every \
          kind this kernel has"
     )]
+    #[non_exhaustive]
     KindUnsupported {
         /// The kind the kernel lacks.
         kind: NsKind,
@@ -153,6 +163,7 @@ pub enum Error {
 
     /// A thread cannot switch to this kind and back; nothing was changed.
     #[error("cannot enter a {kind} namespace on a thread: {reason}; instead, {instead}")]
+    #[non_exhaustive]
     UnsupportedOnThread {
         /// The kind refused.
         kind: NsKind,
@@ -173,6 +184,7 @@ pub enum Error {
          NsSet::run or #[in_namespace], or spawn a process with CommandExt::spawn_in",
         kind = here.kind()
     )]
+    #[non_exhaustive]
     NoWayBack {
         /// The namespace that was to be entered.
         target: NsId,
@@ -187,6 +199,7 @@ pub enum Error {
         id_and_path(*ns, path.as_deref()),
         setns_hint(ns.kind(), *errno)
     )]
+    #[non_exhaustive]
     Enter {
         /// The namespace that could not be entered.
         ns: NsId,
@@ -202,6 +215,7 @@ pub enum Error {
         "restoring the thread to {ns} failed: setns returned {errno}; the thread is now \
          poisoned and every later nsguard call on it fails"
     )]
+    #[non_exhaustive]
     Restore {
         /// The namespace the thread could not return to.
         ns: NsId,
@@ -214,6 +228,7 @@ pub enum Error {
     /// be. Nothing was done. Let the thread finish; do not run more namespace
     /// work on it.
     #[error("this thread is poisoned, nsguard will not use it: {reason}")]
+    #[non_exhaustive]
     Poisoned {
         /// What poisoned the thread.
         reason: String,
@@ -222,6 +237,7 @@ pub enum Error {
     /// This kind of namespace cannot be created this way; nothing was
     /// created.
     #[error("cannot create a {kind} namespace this way: {reason}; instead, {instead}")]
+    #[non_exhaustive]
     CannotCreate {
         /// The kind refused.
         kind: NsKind,
@@ -233,6 +249,7 @@ pub enum Error {
 
     /// The kernel refused to create namespaces; nothing was created.
     #[error("creating new {kinds} namespaces failed at {step}: {errno}{}", create_hint(*errno))]
+    #[non_exhaustive]
     Create {
         /// The kinds asked for.
         kinds: crate::kind::NsKinds,
@@ -245,6 +262,7 @@ pub enum Error {
     /// A process could not be started (the program does not exist, is not
     /// executable…). Its namespaces were entered, or it failed before.
     #[error("spawning `{program}` failed: {errno}")]
+    #[non_exhaustive]
     Spawn {
         /// The program.
         program: String,
@@ -255,6 +273,7 @@ pub enum Error {
     /// A [`Pool`](crate::Pool)'s setup hook failed inside a new set; the
     /// set was dropped.
     #[error("the pool's setup hook failed: {reason}")]
+    #[non_exhaustive]
     Setup {
         /// The hook's error, as text.
         reason: String,
@@ -263,6 +282,7 @@ pub enum Error {
     /// The executor could not run the call on a worker: a thread could not
     /// be started, or the executor was shut down.
     #[error("no worker could run the call: {reason}")]
+    #[non_exhaustive]
     Worker {
         /// What went wrong.
         reason: String,
@@ -272,6 +292,7 @@ pub enum Error {
     /// namespaces ([`NsSet::bind_tcp`](crate::NsSet::bind_tcp) and the
     /// other socket helpers).
     #[error("{op} {addr} inside {namespaces} failed: {reason}")]
+    #[non_exhaustive]
     Socket {
         /// What was attempted, e.g. `"binding a TCP listener to"`.
         op: &'static str,
@@ -288,6 +309,7 @@ pub enum Error {
 
     /// A thread nsguard needed could not be started; nothing ran.
     #[error("cannot start a thread to {purpose}: {errno}{}", thread_hint(*errno))]
+    #[non_exhaustive]
     Thread {
         /// What the thread was for, e.g. `"run the call on a worker"`.
         purpose: &'static str,
@@ -301,6 +323,7 @@ pub enum Error {
     /// [`Command`](std::process::Command) setting cannot be honoured;
     /// nothing was started.
     #[error("invalid setting `{setting}`: {reason}")]
+    #[non_exhaustive]
     InvalidConfig {
         /// The setting, e.g. `"max_workers"`.
         setting: &'static str,
@@ -310,6 +333,7 @@ pub enum Error {
 
     /// Another system call failed.
     #[error("{op} {} failed: {errno}", kind_and_path(*kind, path.as_deref()))]
+    #[non_exhaustive]
     Io {
         /// What was attempted, e.g. `"opening"`, `"inspecting"`.
         op: &'static str,
