@@ -169,13 +169,51 @@ fn connect(addr: impl ToSocketAddrs, timeout: Option<Duration>) -> io::Result<Tc
 #[cfg(feature = "tokio")]
 mod with_tokio {
     use std::fmt;
+    use std::io;
     use std::net::ToSocketAddrs;
     use std::time::Duration;
 
     use crate::error::Result;
     use crate::set::NsSet;
 
+    /// A std socket that can be switched to non-blocking mode.
+    trait Nonblocking {
+        fn set_nonblocking(&self, on: bool) -> io::Result<()>;
+    }
+
+    macro_rules! nonblocking {
+        ($($t:ty),*) => {$(
+            impl Nonblocking for $t {
+                fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+                    <$t>::set_nonblocking(self, on)
+                }
+            }
+        )*};
+    }
+    nonblocking!(std::net::TcpListener, std::net::TcpStream, std::net::UdpSocket);
+
     impl NsSet {
+        /// Makes a std socket on a worker inside (the runtime is not
+        /// blocked), then registers it with the caller's runtime.
+        async fn made_inside<S, T>(
+            &self,
+            op: &'static str,
+            shown: String,
+            make: impl FnOnce() -> io::Result<S> + Send + 'static,
+            register: impl FnOnce(S) -> io::Result<T>,
+        ) -> Result<T>
+        where
+            S: Nonblocking + Send + 'static,
+        {
+            let std = self
+                .run_async(make)
+                .await?
+                .map_err(|e| self.socket_error(op, shown.clone(), &e))?;
+            std.set_nonblocking(true)
+                .and_then(|()| register(std))
+                .map_err(|e| self.socket_error(op, shown, &e))
+        }
+
         /// [`bind_tcp`](Self::bind_tcp) for tokio: the listener is made on a
         /// worker without blocking the runtime, and registered with the
         /// caller's runtime (call it from within one).
@@ -189,14 +227,13 @@ mod with_tokio {
             A: ToSocketAddrs + fmt::Debug + Send + 'static,
         {
             let shown = format!("{addr:?}");
-            let op = "binding a TCP listener to";
-            let std = self
-                .run_async(move || std::net::TcpListener::bind(addr))
-                .await?
-                .map_err(|e| self.socket_error(op, shown.clone(), &e))?;
-            std.set_nonblocking(true)
-                .and_then(|()| tokio::net::TcpListener::from_std(std))
-                .map_err(|e| self.socket_error(op, shown, &e))
+            self.made_inside(
+                "binding a TCP listener to",
+                shown,
+                move || std::net::TcpListener::bind(addr),
+                tokio::net::TcpListener::from_std,
+            )
+            .await
         }
 
         /// [`connect_tcp`](Self::connect_tcp) for tokio: connects on a
@@ -215,14 +252,13 @@ mod with_tokio {
             A: ToSocketAddrs + fmt::Debug + Send + 'static,
         {
             let shown = format!("{addr:?}");
-            let op = "connecting a TCP stream to";
-            let std = self
-                .run_async(move || super::connect(addr, timeout))
-                .await?
-                .map_err(|e| self.socket_error(op, shown.clone(), &e))?;
-            std.set_nonblocking(true)
-                .and_then(|()| tokio::net::TcpStream::from_std(std))
-                .map_err(|e| self.socket_error(op, shown, &e))
+            self.made_inside(
+                "connecting a TCP stream to",
+                shown,
+                move || super::connect(addr, timeout),
+                tokio::net::TcpStream::from_std,
+            )
+            .await
         }
 
         /// [`bind_udp`](Self::bind_udp) for tokio.
@@ -235,14 +271,13 @@ mod with_tokio {
             A: ToSocketAddrs + fmt::Debug + Send + 'static,
         {
             let shown = format!("{addr:?}");
-            let op = "binding a UDP socket to";
-            let std = self
-                .run_async(move || std::net::UdpSocket::bind(addr))
-                .await?
-                .map_err(|e| self.socket_error(op, shown.clone(), &e))?;
-            std.set_nonblocking(true)
-                .and_then(|()| tokio::net::UdpSocket::from_std(std))
-                .map_err(|e| self.socket_error(op, shown, &e))
+            self.made_inside(
+                "binding a UDP socket to",
+                shown,
+                move || std::net::UdpSocket::bind(addr),
+                tokio::net::UdpSocket::from_std,
+            )
+            .await
         }
     }
 }
