@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 
-use nsguard::{in_namespace, CommandExt, Error, Executor, Namespace, NsKind, NsSet};
+use nsguard::{in_namespace, CommandExt, Error, Namespace, NsKind, NsSet};
 use support::signals::{Latch, PATIENCE};
 use support::{main_thread_ino, thread_ino, TempNs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -65,11 +65,7 @@ fn run_async_needs_no_runtime() {
 fn run_async_never_blocks_the_caller_even_at_the_cap() {
     let temp = TempNs::new(NsKind::Net);
     let set = set_of(&temp);
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     // The bodies wait until all five calls are submitted. Were submitting
     // to wait for a free worker, the first body would keep the only one
     // until the gate gave up, and the test would fail.
@@ -94,11 +90,7 @@ fn run_async_never_blocks_the_caller_even_at_the_cap() {
 fn dropping_the_future_is_safe_and_skips_a_call_not_started() {
     let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
     let (set_a, set_b) = (set_of(&a), set_of(&b));
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     // Started, then dropped: it finishes on its worker, which is reused.
     let (started_tx, started) = mpsc::channel();
     let dropped = Latch::new(1, "both futures dropped");

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
 use nsguard::{
-    in_namespace, netns, CommandExt, Credentials, Error, Executor, Namespace, NsKind, NsKinds,
-    NsSet, Unshare,
+    in_namespace, netns, CommandExt, Credentials, Error, Namespace, NsKind, NsKinds, NsSet, Unshare,
 };
 use support::{ip, thread_ino, threads_in, unique_name, ChildGuard, TempNs};
 
@@ -277,11 +276,7 @@ fn path_based_calls_free_the_namespace_when_the_path_is_deleted() {
 #[test]
 fn workers_stay_warm_while_a_handle_lives_and_leave_when_the_last_goes() {
     let n = TempNs::new(NsKind::Net);
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     let set = NsSet::from(Namespace::open(NsKind::Net, n.path()).unwrap());
     let tid = || nix::unistd::gettid().as_raw();
     let first = executor.run(&set, tid).unwrap();

@@ -55,11 +55,7 @@ fn a_worker_that_can_no_longer_switch_is_retired() {
 fn a_worker_whose_body_changed_its_capabilities_is_not_reused() {
     let a = TempNs::new(NsKind::Net);
     let set = NsSet::from(open(&a));
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     let first = executor
         .run(&set, || {
             drop_cap_sys_admin_on_this_thread();

@@ -137,11 +137,7 @@ fn run_async_contains_drops_results_and_wakers() {
     }
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     let first = executor.run(&set, tid).unwrap();
 
     // 1. Cancelled before it started: its closure is dropped on the worker.
@@ -304,11 +300,7 @@ fn run_async_from_a_body_respects_the_cap() {
     }
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
-    let executor = Executor::builder()
-        .max_workers(2)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(2);
     let futures = executor
         .run(&set, || {
             let futures: Vec<_> = (0..500)
@@ -445,26 +437,6 @@ fn global_workers_never_inherit_a_callers_dropped_capabilities() {
     assert_eq!(seen, full);
 }
 
-/// The global executor's home is the process's namespaces even when its
-/// first use is for other kinds while another thread is inside a guard.
-#[test]
-fn a_guard_elsewhere_does_not_become_the_global_home() {
-    if !in_child_process("a_guard_elsewhere_does_not_become_the_global_home", LIMIT) {
-        return;
-    }
-    let host_net = thread_ino(NsKind::Net);
-    let a = TempNs::new(NsKind::Net);
-    let set = net_set(&a);
-    let u = TempNs::new(NsKind::Uts);
-    let uts = NsSet::from(Namespace::open(NsKind::Uts, u.path()).unwrap());
-    let _guard = set.enter().unwrap();
-    let seen = support::on_fresh_thread(|| {
-        uts.run(|| (thread_ino(NsKind::Net), thread_ino(NsKind::Uts)))
-            .unwrap()
-    });
-    assert_eq!(seen, (host_net, u.ino()));
-}
-
 /// A body that changes per-thread state other than namespaces retires its
 /// worker: the next call runs on a fresh, clean one.
 #[test]
@@ -511,11 +483,7 @@ fn a_body_that_changes_its_threads_state_retires_its_worker() {
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
     for (name, change, line) in cases {
-        let executor = Executor::builder()
-            .max_workers(1)
-            .overflow_after(std::time::Duration::MAX)
-            .build()
-            .unwrap();
+        let executor = support::capped_executor(1);
         let (first, before) = executor.run(&set, || (tid(), status_line(line))).unwrap();
         executor.run(&set, change).unwrap();
         let (second, after) = executor.run(&set, || (tid(), status_line(line))).unwrap();
@@ -530,11 +498,7 @@ fn a_body_that_changes_its_threads_state_retires_its_worker() {
 fn a_body_that_changes_a_private_cwd_retires_its_worker() {
     let m = TempNs::new(NsKind::Mnt);
     let set = NsSet::from(Namespace::open(NsKind::Mnt, m.path()).unwrap());
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     let (first, cwd) = executor
         .run(&set, || (tid(), std::env::current_dir().unwrap()))
         .unwrap();

@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use nsguard::{Executor, Namespace, NsKind, NsSet};
+use nsguard::{Namespace, NsKind, NsSet};
 use support::{drop_cap_sys_admin_on_this_thread, TempNs};
 
 fn net_set(temp: &TempNs) -> NsSet {
@@ -15,11 +15,7 @@ fn net_set(temp: &TempNs) -> NsSet {
 #[test]
 fn stats_count_calls_switches_retirements_and_evictions() {
     let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     let set_a = net_set(&a);
     executor.run(&set_a, || ()).unwrap(); // a new worker switches to a
     executor.run(&set_a, || ()).unwrap(); // warm: no switch
@@ -97,11 +93,7 @@ fn a_retired_worker_is_reported_with_its_reason() {
     let lines = Arc::new(Mutex::new(Vec::new()));
     tracing::subscriber::set_global_default(Lines(Arc::clone(&lines))).unwrap();
     let a = TempNs::new(NsKind::Net);
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     let set = net_set(&a);
     executor
         .run(&set, || {

@@ -108,11 +108,7 @@ fn bodies_borrow_from_the_caller() {
 fn a_panic_is_re_raised_in_the_caller_and_the_worker_survives() {
     let temp = TempNs::new(NsKind::Net);
     let set = NsSet::from(open(&temp));
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     let first = executor.run(&set, tid).unwrap();
     let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         executor.run(&set, || -> () { std::panic::panic_any(42_u32) })
@@ -156,11 +152,7 @@ fn nested_calls_at_the_cap_do_not_deadlock() {
     let temps: Vec<TempNs> = (0..4).map(|_| TempNs::new(NsKind::Net)).collect();
     let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
     let expected: Vec<u64> = temps.iter().map(TempNs::ino).collect();
-    let executor = Executor::builder()
-        .max_workers(2)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(2);
     let seen = within(Duration::from_secs(20), move || {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
@@ -198,11 +190,7 @@ fn nested_calls_at_the_cap_do_not_deadlock() {
 fn at_the_cap_top_level_calls_wait_for_a_worker() {
     let temps: Vec<TempNs> = (0..6).map(|_| TempNs::new(NsKind::Uts)).collect();
     let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
-    let executor = Executor::builder()
-        .max_workers(2)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(2);
     std::thread::scope(|s| {
         for (set, temp) in sets.iter().zip(&temps) {
             let executor = &executor;
@@ -307,11 +295,7 @@ fn user_and_time_are_refused_without_running_the_body() {
 fn a_worker_that_a_body_moved_is_retired() {
     let temp = TempNs::new(NsKind::Net);
     let set = NsSet::from(open(&temp));
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     let (exits_tx, exits) = mpsc::channel();
     let first = executor
         .run(&set, move || {

@@ -4,7 +4,7 @@
 
 mod support;
 
-use nsguard::{Error, Executor, NsKind, NsSet};
+use nsguard::{Error, NsKind, NsSet};
 use support::{main_thread_ino, on_fresh_thread, thread_ino};
 
 const INSIDE: &str = "NSGUARD_TEST_IN_USERNS";
@@ -76,11 +76,7 @@ fn a_worker_that_left_an_unreachable_home_namespace_serves_only_that_one() {
     if !in_child_userns("a_worker_that_left_an_unreachable_home_namespace_serves_only_that_one") {
         return;
     }
-    let executor = Executor::builder()
-        .max_workers(1)
-        .overflow_after(std::time::Duration::MAX)
-        .build()
-        .unwrap();
+    let executor = support::capped_executor(1);
     let uts = NsSet::unshare(NsKind::Uts).unwrap();
     let uts_ino = uts.get(NsKind::Uts).unwrap().id().ino();
     let seen = executor

@@ -665,3 +665,14 @@ pub fn ip(args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A private executor of at most `max_workers` workers that never starts
+/// one beyond the cap (`overflow_after(MAX)`): for tests whose assertions
+/// depend on the cap, or on a worker being reused.
+pub fn capped_executor(max_workers: usize) -> nsguard::Executor {
+    nsguard::Executor::builder()
+        .max_workers(max_workers)
+        .overflow_after(std::time::Duration::MAX)
+        .build()
+        .expect("build the executor")
+}
