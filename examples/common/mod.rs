@@ -14,14 +14,25 @@ pub fn main(name: &str, run: impl FnOnce() -> Result<(), BoxError>) -> ExitCode 
         Err(err) => {
             eprintln!("{name}: {err}");
             if is_permission_problem(&*err) {
+                let run = run_command(name);
                 eprintln!(
                     "\n{name} needs CAP_SYS_ADMIN to create and enter namespaces.\n\
-                     Run it as root:\n    sudo cargo run --example {name}\n\
-                     or in a user namespace of its own:\n    unshare -Urn cargo run --example {name}"
+                     Run it as root:\n    sudo {run}\n\
+                     or in a user namespace of its own:\n    unshare -Urn {run}"
                 );
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The command that runs the example from the workspace root: the light
+/// examples belong to the `nsguard` package itself, the others (with heavy
+/// dependencies: tokio, hyper, ureq) to the unpublished `nsguard-suite`.
+pub fn run_command(name: &str) -> String {
+    match env!("CARGO_PKG_NAME") {
+        "nsguard" => format!("cargo run --example {name}"),
+        package => format!("cargo run -p {package} --example {name}"),
     }
 }
 

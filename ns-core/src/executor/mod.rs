@@ -174,7 +174,7 @@ impl Builder {
     /// costs the caller no latency, but it costs CPU: tens of microseconds
     /// per call, far more than the rest of a warm call (~0.4 µs), which
     /// bounds the calls per second one executor can serve on few cores.
-    /// `cargo bench --bench compare` measures each part.
+    /// `cargo bench -p nsguard-suite --bench compare` measures each part.
     ///
     /// Turn it off only when no body changes its thread's state itself
     /// (`setns(2)`, `unshare(2)`, `capset(2)`, `setresuid(2)` as a raw

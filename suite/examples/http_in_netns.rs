@@ -8,12 +8,13 @@
 //! was created in.
 //!
 //! ```text
-//! cargo run --example http_in_netns
+//! cargo run -p nsguard-suite --example http_in_netns
 //! ```
 //!
 //! Only loopback addresses inside A (and on the host, for the failing
 //! request) are used. Nothing is left behind: A dies with its handle.
 
+#[path = "../../examples/common/mod.rs"]
 mod common;
 
 use std::fmt;

@@ -6,12 +6,13 @@
 //! without blocking the runtime.
 //!
 //! ```text
-//! cargo run --example async_netns
+//! cargo run -p nsguard-suite --example async_netns
 //! ```
 //!
 //! (tokio support is the `tokio` feature of nsguard.) Only loopback inside A
 //! is used; A dies with its handle.
 
+#[path = "../../examples/common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;

@@ -10,9 +10,9 @@
 //! container must show exactly its own address.
 //!
 //! ```text
-//! cargo run --example bridge_ps            # as root
-//! BRIDGE_PS_CONTAINERS=20 cargo run --example bridge_ps
-//! BRIDGE_PS_FAIL_AT=3 cargo run --example bridge_ps   # a lister fails at container 3
+//! cargo run -p nsguard-suite --example bridge_ps            # as root
+//! BRIDGE_PS_CONTAINERS=20 cargo run -p nsguard-suite --example bridge_ps
+//! BRIDGE_PS_FAIL_AT=3 cargo run -p nsguard-suite --example bridge_ps   # a lister fails at container 3
 //! ```
 //!
 //! Everything is removed at the end, on error and on Ctrl-C: the containers'
@@ -20,6 +20,7 @@
 //! deleted by a guard and by the Ctrl-C handler. An error in any thread
 //! stops every other one first, so the example never hangs.
 
+#[path = "../../examples/common/mod.rs"]
 mod common;
 
 use std::io::Write;

@@ -7,11 +7,12 @@
 //! listens there.
 //!
 //! ```text
-//! cargo run --example async_http_in_netns
+//! cargo run -p nsguard-suite --example async_http_in_netns
 //! ```
 //!
 //! Only loopback inside A is used; A dies with its handle.
 
+#[path = "../../examples/common/mod.rs"]
 mod common;
 
 use std::convert::Infallible;

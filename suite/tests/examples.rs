@@ -15,14 +15,29 @@ const EXAMPLES: [&str; 8] = [
     "http_in_netns",
 ];
 
-/// `cargo test` builds the examples next to the test binaries.
+/// The examples of the `nsguard` package itself (light: nothing beyond
+/// nsguard and nix); the others belong to `nsguard-suite`.
+const ROOT_EXAMPLES: [&str; 4] = ["quickstart", "scoped_guard", "mount_ns", "spawn_in_ns"];
+
+/// The command that runs an example from the workspace root.
+fn run_command(name: &str) -> String {
+    if ROOT_EXAMPLES.contains(&name) {
+        format!("cargo run --example {name}")
+    } else {
+        format!("cargo run -p nsguard-suite --example {name}")
+    }
+}
+
+/// `cargo test --workspace` builds the examples of both packages next to
+/// the test binaries.
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
     let path = dir.join("examples").join(name);
     assert!(
         path.exists(),
-        "{path:?} is missing: run the tests with `cargo test`, which builds the examples"
+        "{path:?} is missing: run the tests with `cargo test --workspace`, which builds \
+         the examples of both packages"
     );
     path
 }
@@ -178,7 +193,7 @@ fn without_cap_sys_admin_every_example_says_how_to_run_it() {
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
         assert!(
             stderr.contains("CAP_SYS_ADMIN")
-                && stderr.contains(&format!("unshare -Urn cargo run --example {name}")),
+                && stderr.contains(&format!("unshare -Urn {}", run_command(name))),
             "{name}: {stderr}"
         );
     }
