@@ -93,7 +93,7 @@
 //! assert!(guard.switched().is_empty());
 //! guard.restore()?;
 //! // Files that are not namespaces of the kind asked for are refused.
-//! assert!(Namespace::open(NsKind::Net, "/etc/hostname").is_err());
+//! assert!(Namespace::open("/etc/hostname", NsKind::Net).is_err());
 //! # Ok::<(), nsguard::Error>(())
 //! ```
 //!
@@ -104,7 +104,7 @@
 //! is a sub-microsecond handoff, the caller's thread is untouched, and every
 //! kind but user and time works, mnt included. After each call the worker
 //! checks, off the caller's latency path, that the body left it where it
-//! was; see [`Builder::check_after_call`] for what that costs.
+//! was; see [`ExecutorBuilder::check_after_call`] for what that costs.
 //! [`NsSet::enter`] switches the calling thread in place: no other thread is
 //! involved, but only net, uts, ipc, cgroup and pid can be entered, and
 //! everything on the thread runs inside while the guard lives.
@@ -141,9 +141,9 @@ pub use nsguard_macros::in_namespace;
 pub use nsguard_core::netns;
 #[cfg(target_os = "linux")]
 pub use nsguard_core::{
-    is_poisoned, poison_reason, Builder, CommandExt, Credentials, Errno, Error, Executor, IdMap,
-    IntoIter, Iter, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder,
-    Result, Retired, RunAsync, Stats, Unshare, NETNS_DIRS,
+    is_poisoned, poison_reason, CommandExt, Credentials, Errno, Error, Executor, ExecutorBuilder,
+    IdMap, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder, Result,
+    Retired, RunAsync, SetIntoIter, SetIter, SharedError, Stats, Unshare, NETNS_DIRS,
 };
 
 #[cfg(target_os = "linux")]

@@ -67,7 +67,7 @@ pub trait NsArg {
 
 impl NsArg for Path {
     fn ns_for(&self, kind: NsKind) -> Result<Resolved<'_>> {
-        Namespace::open(kind, self).map(Resolved::Owned)
+        Namespace::open(self, kind).map(Resolved::Owned)
     }
 }
 
@@ -156,11 +156,60 @@ impl SelfCheck {
     }
 }
 
-/// `E::from(err)`: the conversion into the function's error type, in a
-/// generic function so that `E = nsguard::Error` raises no lint in the
-/// user's crate.
-pub fn into_error<E: From<Error>>(err: Error) -> E {
-    E::from(err)
+/// What an `#[in_namespace]` fn may return: a `Result`, under any name
+/// (`std::io::Result<T>`, `anyhow::Result<T>`, an alias of the user's). The
+/// type checker decides, not the spelling of the return type.
+#[diagnostic::on_unimplemented(
+    message = "an #[in_namespace] fn must return `Result<T, E>` with `E: From<nsguard::Error>`, \
+               so that namespace errors can be returned; `{Self}` is not a `Result`",
+    label = "not a `Result`",
+    note = "write `std::io::Result<{Self}>`, `anyhow::Result<{Self}>`, or `Result<{Self}, E>` \
+            with `E: From<nsguard::Error>`; aliases of `Result` work too"
+)]
+pub trait ReturnsResult {
+    /// The `E` of `Result<T, E>`.
+    type Error;
+    /// `Err(err)`.
+    fn from_error(err: Self::Error) -> Self;
+}
+
+impl<T, E> ReturnsResult for std::result::Result<T, E> {
+    type Error = E;
+
+    fn from_error(err: E) -> Self {
+        Err(err)
+    }
+}
+
+/// `Err(E::from(err))` as the function's return type `R`, inferred: the
+/// return type must be a `Result` ([`ReturnsResult`]) whose error type
+/// converts from nsguard's. A generic function, so that `E =
+/// nsguard::Error` raises no lint in the user's crate.
+pub fn into_error<R>(err: Error) -> R
+where
+    R: ReturnsResult,
+    R::Error: FromNsError,
+{
+    R::from_error(FromNsError::from_ns_error(err))
+}
+
+/// `From<nsguard::Error>`, with a message for `#[in_namespace]` fns.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` of an #[in_namespace] fn cannot hold a namespace error: \
+               it needs `From<nsguard::Error>`",
+    label = "`{Self}` needs `impl From<nsguard::Error>`",
+    note = "implement `From<nsguard::Error> for {Self}`, or return `std::io::Result<T>` or \
+            `anyhow::Result<T>`"
+)]
+pub trait FromNsError {
+    /// `Self::from(err)`.
+    fn from_ns_error(err: Error) -> Self;
+}
+
+impl<E: From<Error>> FromNsError for E {
+    fn from_ns_error(err: Error) -> E {
+        E::from(err)
+    }
 }
 
 /// Polls `fut` on workers inside `target`, one poll per handoff: the body of

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::kind::{NsKind, NsKinds};
@@ -49,8 +49,8 @@ pub struct IdMap {
 /// use nsguard::{IdMap, NsKind, Unshare};
 ///
 /// let set = Unshare::new(NsKind::User | NsKind::Net)
-///     .uid_map(IdMap { inside: 0, outside: 100_000, count: 65_536 })
-///     .gid_map(IdMap { inside: 0, outside: 100_000, count: 65_536 })
+///     .add_uid_map(IdMap { inside: 0, outside: 100_000, count: 65_536 })
+///     .add_gid_map(IdMap { inside: 0, outside: 100_000, count: 65_536 })
 ///     .create()?;
 /// # Ok::<(), nsguard::Error>(())
 /// ```
@@ -71,18 +71,20 @@ impl Unshare {
         }
     }
 
-    /// Adds a line to the uid map of the new user namespace (default: the
-    /// caller's effective uid is 0 inside).
+    /// Adds a line to the uid map of the new user namespace: each call
+    /// adds one more range (default, with no call: the caller's effective
+    /// uid is 0 inside, and nothing else is mapped).
     #[must_use]
-    pub fn uid_map(mut self, map: IdMap) -> Unshare {
+    pub fn add_uid_map(mut self, map: IdMap) -> Unshare {
         self.uid_map.push(map);
         self
     }
 
-    /// Adds a line to the gid map of the new user namespace (default: the
-    /// caller's effective gid is 0 inside).
+    /// Adds a line to the gid map of the new user namespace: each call
+    /// adds one more range (default, with no call: the caller's effective
+    /// gid is 0 inside, and nothing else is mapped).
     #[must_use]
-    pub fn gid_map(mut self, map: IdMap) -> Unshare {
+    pub fn add_gid_map(mut self, map: IdMap) -> Unshare {
         self.gid_map.push(map);
         self
     }
@@ -174,7 +176,7 @@ impl Unshare {
         created
     }
 
-    fn write_maps(&self, pid: i32) -> Result<()> {
+    fn write_maps(&self, pid: u32) -> Result<()> {
         let dir = PathBuf::from(format!("/proc/{pid}"));
         let uid = nix::unistd::geteuid().as_raw();
         let gid = nix::unistd::getegid().as_raw();
@@ -226,7 +228,7 @@ fn create_on_this_thread(kinds: NsKinds, base: &NsSet) -> Result<Vec<Namespace>>
     }
     let flags = kinds.iter().fold(0, |flags, k| flags | k.clone_flag());
     nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(flags))
-        .map_err(|e| create_error(kinds, "unshare", e))?;
+        .map_err(|e| create_error(kinds, "unshare", Errno::from_nix(e)))?;
     if kinds.contains(NsKind::Mnt) {
         sys::make_mounts_private()
             .map_err(|e| create_error(kinds, "making the new mount namespace private", e))?;

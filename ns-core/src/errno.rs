@@ -23,7 +23,7 @@ use std::io;
 /// ```
 /// use nsguard::{Errno, Error, Namespace, NsKind};
 ///
-/// let err = Namespace::open(NsKind::Net, "/no/such/dir/net").unwrap_err();
+/// let err = Namespace::open("/no/such/dir/net", NsKind::Net).unwrap_err();
 /// assert!(matches!(err, Error::NotFound { errno: Errno::ENOENT, .. }));
 /// assert_eq!(Errno::ENOENT.raw(), 2);
 /// assert_eq!(format!("{:?}", Errno::EPERM), "EPERM");

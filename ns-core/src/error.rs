@@ -2,11 +2,20 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-pub use nix::errno::Errno;
-
+use crate::errno::Errno;
 use crate::id::NsId;
 use crate::kind::NsKind;
+
+/// Another error, kept in an [`Error`] (which is `Clone`) and returned by
+/// its [`source`](std::error::Error::source).
+///
+/// Boxed, then shared: an `Arc<dyn Error>` is itself an error type, so
+/// `source` would return the `Arc` and downcasting to the original type
+/// would fail; `Box<dyn Error>` is not one, so `source` returns the boxed
+/// error itself (`err.source()?.downcast_ref::<std::io::Error>()` works).
+pub type SharedError = Arc<Box<dyn std::error::Error + Send + Sync>>;
 
 /// `Result` with nsguard's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -16,13 +25,50 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every variant carries what a person needs to act on it: the path, the
 /// namespace kind or id, the errno, and its message says what to do. Match
 /// on the variant to tell the cases apart; [`errno`](Error::errno),
-/// [`kind`](Error::kind) and [`path`](Error::path) read the common fields.
-/// Converts into [`std::io::Error`] with a matching [`io::ErrorKind`] (the
-/// nsguard error stays reachable through `get_ref`/`into_inner`).
+/// [`ns_kind`](Error::ns_kind) and [`path`](Error::path) read the common
+/// fields. Converts into [`std::io::Error`] with a matching
+/// [`io::ErrorKind`] (the nsguard error stays reachable through
+/// `get_ref`/`into_inner`). Where another error caused it (a failed spawn, a
+/// pool's setup hook), [`source`](std::error::Error::source) returns that
+/// error, as it was.
+///
+/// Errors are `Clone` (a pool hands the error that stopped it to every
+/// caller), so the errors they carry are kept in an `Arc`
+/// ([`SharedError`]).
+///
+/// Error numbers are nsguard's own [`Errno`], not a dependency's type: nix,
+/// which nsguard uses inside, can then move to a new major version without
+/// a breaking change here, and users pick their own version of it (or
+/// rustix, or libc) and convert with [`Errno::raw`].
+///
+/// # Examples
+///
+/// ```
+/// use nsguard::{Errno, Error, Namespace, NsKind};
+///
+/// // /etc/hostname is a file, so /etc/hostname/net cannot exist: ENOTDIR.
+/// match Namespace::open("/etc/hostname/net", NsKind::Net) {
+///     Err(Error::NotFound { path, errno, .. }) => {
+///         assert_eq!(path, std::path::Path::new("/etc/hostname/net"));
+///         assert_eq!(errno, Errno::ENOTDIR);
+///     }
+///     other => panic!("expected NotFound, got {other:?}"),
+/// }
+///
+/// let err = Namespace::open("/etc/hostname", NsKind::Uts).unwrap_err();
+/// assert_eq!(err.ns_kind(), Some(NsKind::Uts));
+/// assert_eq!(err.path(), Some(std::path::Path::new("/etc/hostname")));
+/// // Its message says what the file is and what was expected:
+/// assert!(err.to_string().contains("is not a namespace file: it is a regular file"));
+/// // and it converts into an io::Error for code that returns those:
+/// let io = std::io::Error::from(err);
+/// assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
+/// ```
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The path does not exist (`ENOENT`, `ENOTDIR`).
+    /// The path does not exist (`ENOENT`), or a directory in it is not
+    /// one (`ENOTDIR`).
     #[error(
         "{kind} namespace not found: {} does not exist{}",
         path.display(),
@@ -34,6 +80,8 @@ pub enum Error {
         kind: NsKind,
         /// The path that does not exist.
         path: PathBuf,
+        /// The errno: `ENOENT` or `ENOTDIR`.
+        errno: Errno,
     },
 
     /// The process asked for by pid does not exist (any more).
@@ -44,19 +92,20 @@ pub enum Error {
     #[non_exhaustive]
     NoSuchProcess {
         /// The pid.
-        pid: i32,
+        pid: u32,
         /// The kind that was asked for.
         kind: NsKind,
         /// The path that was tried.
         path: PathBuf,
     },
 
-    /// A pid that can never name a process: zero or negative.
-    #[error("invalid pid {pid}: a process id must be a positive number")]
+    /// A pid that can never name a process: zero, or over `i32::MAX` (the
+    /// kernel's pids are positive `i32`s).
+    #[error("invalid pid {pid}: a process id is between 1 and 2147483647")]
     #[non_exhaustive]
     InvalidPid {
         /// The pid given.
-        pid: i32,
+        pid: u32,
     },
 
     /// The caller lacks the permission or capability the operation needs
@@ -261,26 +310,38 @@ pub enum Error {
 
     /// A process could not be started (the program does not exist, is not
     /// executable…). Its namespaces were entered, or it failed before.
-    #[error("spawning `{program}` failed: {errno}")]
+    #[error("spawning `{program}` failed")]
     #[non_exhaustive]
     Spawn {
         /// The program.
         program: String,
-        /// The errno.
-        errno: Errno,
+        /// The [`io::Error`] that
+        /// [`Command::spawn`](std::process::Command::spawn) returned, as it
+        /// was (`downcast_ref::<io::Error>()`, or through
+        /// [`source`](std::error::Error::source)); [`errno`](Error::errno)
+        /// is its OS error, if it has one.
+        #[source]
+        source: SharedError,
     },
 
     /// A [`Pool`](crate::Pool)'s setup hook failed inside a new set; the
     /// set was dropped.
-    #[error("the pool's setup hook failed: {reason}")]
+    #[error("the pool's setup hook {reason}")]
     #[non_exhaustive]
     Setup {
-        /// The hook's error, as text.
+        /// What happened: `"returned an error"` (the error is the
+        /// [`source`](std::error::Error::source)), or that it panicked,
+        /// with the panic's message.
         reason: String,
+        /// The error the hook returned, as it was.
+        #[source]
+        source: Option<SharedError>,
     },
 
-    /// The executor could not run the call on a worker: a thread could not
-    /// be started, or the executor was shut down.
+    /// The executor could not run the call on a worker: the executor was
+    /// shut down, the calling thread is not a place to start workers from,
+    /// or a worker could not reach its namespaces. (No other error causes
+    /// it: a thread that cannot be started is [`Error::Thread`].)
     #[error("no worker could run the call: {reason}")]
     #[non_exhaustive]
     Worker {
@@ -354,18 +415,23 @@ impl Error {
             | Error::Enter { errno, .. }
             | Error::Restore { errno, .. }
             | Error::Create { errno, .. }
-            | Error::Spawn { errno, .. }
             | Error::Thread { errno, .. }
             | Error::Socket { errno, .. }
+            | Error::NotFound { errno, .. }
             | Error::Io { errno, .. } => Some(*errno),
-            Error::NotFound { .. } | Error::NoSuchProcess { .. } => Some(Errno::ENOENT),
+            Error::NoSuchProcess { .. } => Some(Errno::ENOENT),
+            Error::Spawn { source, .. } => source.downcast_ref().and_then(Errno::of_io),
             _ => None,
         }
     }
 
     /// The namespace kind involved, if any (for
     /// [`WrongKind`](Error::WrongKind), the kind asked for).
-    pub fn kind(&self) -> Option<NsKind> {
+    ///
+    /// Named so as not to be taken for [`io::Error::kind`]: the
+    /// [`io::ErrorKind`] this error converts to is
+    /// [`io_kind`](Error::io_kind).
+    pub fn ns_kind(&self) -> Option<NsKind> {
         match self {
             Error::NotFound { kind, .. }
             | Error::NoSuchProcess { kind, .. }
@@ -415,10 +481,12 @@ impl Error {
             Error::Enter { errno, .. }
             | Error::Restore { errno, .. }
             | Error::Create { errno, .. }
-            | Error::Spawn { errno, .. }
             | Error::Thread { errno, .. }
             | Error::Socket { errno, .. }
             | Error::Io { errno, .. } => io::Error::from(*errno).kind(),
+            Error::Spawn { source, .. } => source
+                .downcast_ref::<io::Error>()
+                .map_or(io::ErrorKind::Other, io::Error::kind),
             Error::InvalidConfig { .. } => io::ErrorKind::InvalidInput,
             Error::Poisoned { .. } | Error::Worker { .. } | Error::Setup { .. } => {
                 io::ErrorKind::Other
@@ -561,7 +629,7 @@ mod tests {
             "{msg}"
         );
         assert_eq!(err.errno(), Some(Errno::EINVAL));
-        assert_eq!(err.kind(), Some(NsKind::Pid));
+        assert_eq!(err.ns_kind(), Some(NsKind::Pid));
         assert_eq!(err.path(), Some(Path::new("/tmp/p")));
     }
 
@@ -570,6 +638,7 @@ mod tests {
         let err = Error::NotFound {
             kind: NsKind::Net,
             path: "/run/netns/x".into(),
+            errno: Errno::ENOENT,
         };
         let io_err = io::Error::from(err);
         assert_eq!(io_err.kind(), io::ErrorKind::NotFound);

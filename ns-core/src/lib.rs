@@ -24,7 +24,12 @@ linux_only! {
 #[doc(hidden)]
 #[allow(missing_debug_implementations)]
 pub mod __private;
+// First: the order of modules is the order of `NsSet`'s impl blocks in the
+// docs, which should open with the basics (making a set, reading it,
+// running in it), then creating (create), async (executor), sockets.
+mod set;
 mod create;
+mod errno;
 mod error;
 mod executor;
 mod guard;
@@ -36,7 +41,6 @@ pub mod netns;
 mod pool;
 mod probe;
 mod reach;
-mod set;
 mod sockets;
 mod spawn;
 mod sys;
@@ -45,14 +49,15 @@ mod threads;
 mod trace;
 
 pub use create::{IdMap, Unshare};
-pub use error::{Errno, Error, Result};
-pub use executor::{Builder, Executor, Retired, RunAsync, Stats};
+pub use errno::Errno;
+pub use error::{Error, Result, SharedError};
+pub use executor::{ExecutorBuilder, Executor, Retired, RunAsync, Stats};
 pub use guard::NsGuard;
 pub use id::NsId;
 pub use kind::{KindsIter, NsKind, NsKinds};
 pub use namespace::{Namespace, NETNS_DIRS};
 pub use pool::{Pool, PoolBuilder};
-pub use set::{IntoIter, Iter, NsSet};
+pub use set::{NsSet, SetIntoIter, SetIter};
 pub use spawn::{CommandExt, Credentials};
 pub use thread_state::{is_poisoned, poison_reason};
 }

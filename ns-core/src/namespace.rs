@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::id::NsId;
@@ -51,7 +51,11 @@ pub struct Namespace {
 
 impl Namespace {
     /// Opens the namespace file at `path`, which must be a namespace of
-    /// `kind`: `/proc/<pid>/ns/<kind>`, a bind mount of one (like
+    /// `kind`. (Every constructor takes where the namespace comes from
+    /// first, then its kind: `open(path, kind)`, `of_pid(pid, kind)`,
+    /// `from_fd(fd, kind)`, [`NsSet::from_dir(dir, kinds)`](crate::NsSet::from_dir).)
+    ///
+    /// `path` is `/proc/<pid>/ns/<kind>`, a bind mount of one (like
     /// `/run/netns/NAME`), or `/proc/<pid>/fd/<n>` of a namespace fd.
     ///
     /// The file is checked to be on nsfs (`fstatfs`) and of the right kind
@@ -75,14 +79,14 @@ impl Namespace {
     /// ```
     /// use nsguard::{Error, Namespace, NsKind};
     ///
-    /// let net = Namespace::open(NsKind::Net, "/proc/self/ns/net")?;
+    /// let net = Namespace::open("/proc/self/ns/net", NsKind::Net)?;
     /// assert_eq!(net.kind(), NsKind::Net);
     ///
-    /// let err = Namespace::open(NsKind::Uts, "/proc/self/ns/net").unwrap_err();
+    /// let err = Namespace::open("/proc/self/ns/net", NsKind::Uts).unwrap_err();
     /// assert!(matches!(err, Error::WrongKind { found: NsKind::Net, .. }));
     /// # Ok::<(), nsguard::Error>(())
     /// ```
-    pub fn open(kind: NsKind, path: impl AsRef<Path>) -> Result<Namespace> {
+    pub fn open(path: impl AsRef<Path>, kind: NsKind) -> Result<Namespace> {
         thread_state::check()?;
         Error::check_supported(kind.into())?;
         open_path(kind, path.as_ref())
@@ -121,6 +125,7 @@ impl Namespace {
         Err(not_found.unwrap_or_else(|| Error::NotFound {
             kind: NsKind::Net,
             path: Path::new(NETNS_DIRS[0]).join(name),
+            errno: Errno::ENOENT,
         }))
     }
 
@@ -133,7 +138,7 @@ impl Namespace {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidPid`] if `pid` is zero or negative;
+    /// - [`Error::InvalidPid`] if `pid` is zero or over `i32::MAX`;
     /// - [`Error::KindUnsupported`] if the running kernel has no namespaces
     ///   of `kind`;
     /// - [`Error::NoSuchProcess`] if no such process exists, or it has
@@ -146,11 +151,14 @@ impl Namespace {
     /// ```
     /// use nsguard::{Namespace, NsKind};
     ///
-    /// let mine = Namespace::of_pid(std::process::id() as i32, NsKind::Uts)?;
+    /// let mine = Namespace::of_pid(std::process::id(), NsKind::Uts)?;
     /// assert_eq!(mine, Namespace::current(NsKind::Uts)?);
     /// # Ok::<(), nsguard::Error>(())
     /// ```
-    pub fn of_pid(pid: i32, kind: NsKind) -> Result<Namespace> {
+    ///
+    /// `pid` is a `u32`, as [`std::process::id`] and
+    /// [`Child::id`](std::process::Child::id) return it.
+    pub fn of_pid(pid: u32, kind: NsKind) -> Result<Namespace> {
         thread_state::check()?;
         Error::check_supported(kind.into())?;
         ProcDir::open(pid, kind)?.namespace(kind)
@@ -220,7 +228,7 @@ impl Namespace {
     ///
     /// [`Error::NotANamespace`] or [`Error::WrongKind`] if it does not (the
     /// fd is closed); [`Error::Io`] if it cannot be inspected.
-    pub fn from_fd(kind: NsKind, fd: OwnedFd) -> Result<Namespace> {
+    pub fn from_fd(fd: OwnedFd, kind: NsKind) -> Result<Namespace> {
         validate(kind, fd, None)
     }
 
@@ -392,7 +400,7 @@ fn validate(kind: NsKind, fd: OwnedFd, path: Option<&Path>) -> Result<Namespace>
 pub(crate) fn open_error(kind: NsKind, path: &Path, errno: Errno) -> Error {
     let path = path.to_path_buf();
     match errno {
-        Errno::ENOENT | Errno::ENOTDIR => Error::NotFound { kind, path },
+        Errno::ENOENT | Errno::ENOTDIR => Error::NotFound { kind, path, errno },
         Errno::EACCES | Errno::EPERM => Error::PermissionDenied {
             op: "opening",
             kind,
@@ -444,14 +452,14 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
 /// `/proc/<pid>`, opened once so that every namespace read from it belongs
 /// to the same process even if the pid is reused meanwhile.
 pub(crate) struct ProcDir {
-    pid: i32,
+    pid: u32,
     fd: OwnedFd,
 }
 
 impl ProcDir {
     /// Opens `/proc/<pid>`; `kind` is what the caller is after, for errors.
-    pub(crate) fn open(pid: i32, kind: NsKind) -> Result<ProcDir> {
-        if pid <= 0 {
+    pub(crate) fn open(pid: u32, kind: NsKind) -> Result<ProcDir> {
+        if pid == 0 || i32::try_from(pid).is_err() {
             return Err(Error::InvalidPid { pid });
         }
         let dir = PathBuf::from(format!("/proc/{pid}"));

@@ -6,13 +6,30 @@
 //! and makes that directory a shared mount, so that the bind mounts reach
 //! every mount namespace that shares it.
 //!
+//! ```
+//! use nsguard::{netns, NsSet};
+//!
+//! # if !nix::unistd::geteuid().is_root() { return Ok(()); }
+//! # struct Delete(String); // removes the name also if the example fails
+//! # impl Drop for Delete { fn drop(&mut self) { let _ = nsguard::netns::delete(&self.0); } }
+//! let name = format!("nsguard-doc-{}", std::process::id());
+//! # let _delete = Delete(name.clone());
+//! let made = netns::add(&name)?; // as `ip netns add NAME`
+//! assert!(netns::list()?.contains(&name));
+//! // `ip netns exec NAME ip link` would run inside; so does this:
+//! NsSet::from(netns::open(&name)?).run(|| { /* only `lo` here */ })?;
+//! netns::delete(&name)?; // as `ip netns delete NAME`
+//! assert!(!netns::list()?.contains(&name));
+//! # Ok::<(), nsguard::Error>(())
+//! ```
+//!
 //! [`netns::open`]: open
 //! [`netns::add`]: add
 
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use crate::errno::Errno;
+use nix::mount::{umount2, MntFlags, MsFlags};
 
 use crate::error::{Error, Result};
 use crate::kind::NsKind;
@@ -27,22 +44,39 @@ fn path_of(name: &str) -> Result<PathBuf> {
     Ok(Path::new(RUN_DIR).join(name))
 }
 
-fn io_error(op: &'static str, path: &Path, errno: Errno) -> Error {
+/// The error of a failed step on `path`, where a namespace of `kind` is
+/// (to be) kept.
+fn io_error(op: &'static str, kind: NsKind, path: &Path, errno: Errno) -> Error {
     match errno {
         Errno::EPERM | Errno::EACCES => Error::PermissionDenied {
             op,
-            kind: NsKind::Net,
+            kind,
             path: Some(path.to_path_buf()),
-            needs: "CAP_SYS_ADMIN, and write access to /run/netns",
+            needs: "CAP_SYS_ADMIN, and write access to the directory",
             errno,
         },
         errno => Error::Io {
             op,
-            kind: NsKind::Net,
+            kind,
             path: Some(path.to_path_buf()),
             errno,
         },
     }
+}
+
+/// The errno of a failed file operation (`EIO` should one have none).
+fn fs_errno(err: &std::io::Error) -> Errno {
+    Errno::of_io(err).unwrap_or(Errno::EIO)
+}
+
+/// `mount(2)` with nsguard's errno.
+fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    flags: MsFlags,
+) -> std::result::Result<(), Errno> {
+    nix::mount::mount(source, target, Some("none"), flags, None::<&str>)
+        .map_err(Errno::from_nix)
 }
 
 /// Opens the network namespace called `name`: the same as
@@ -51,6 +85,25 @@ fn io_error(op: &'static str, path: &Path, errno: Errno) -> Error {
 /// # Errors
 ///
 /// See [`Namespace::named`].
+///
+/// # Examples
+///
+/// ```
+/// use nsguard::{netns, Error, NsKind};
+///
+/// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
+/// # struct Delete(String); // removes the name also if the example fails
+/// # impl Drop for Delete { fn drop(&mut self) { let _ = nsguard::netns::delete(&self.0); } }
+/// let name = format!("nsguard-doc-{}", std::process::id());
+/// # let _delete = Delete(name.clone());
+/// let made = netns::add(&name)?;
+/// let opened = netns::open(&name)?;
+/// assert_eq!(opened, made); // the same namespace
+/// assert_eq!(opened.kind(), NsKind::Net);
+/// netns::delete(&name)?;
+/// assert!(matches!(netns::open(&name), Err(Error::NotFound { .. })));
+/// # Ok::<(), nsguard::Error>(())
+/// ```
 pub fn open(name: &str) -> Result<Namespace> {
     Namespace::named(name)
 }
@@ -69,9 +122,19 @@ pub fn open(name: &str) -> Result<Namespace> {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// let blue = nsguard::netns::add("blue")?;   // `ip netns exec blue ...` now works
-/// nsguard::netns::delete("blue")?;
+/// ```
+/// use nsguard::{netns, Error};
+///
+/// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
+/// # struct Delete(String); // removes the name also if the example fails
+/// # impl Drop for Delete { fn drop(&mut self) { let _ = nsguard::netns::delete(&self.0); } }
+/// let name = format!("nsguard-doc-{}", std::process::id());
+/// # let _delete = Delete(name.clone());
+/// let made = netns::add(&name)?; // `ip netns exec NAME ...` now works
+/// assert!(std::path::Path::new(netns::RUN_DIR).join(&name).exists());
+/// // A name is made once.
+/// assert!(matches!(netns::add(&name), Err(Error::AlreadyExists { .. })));
+/// netns::delete(&name)?;
 /// # Ok::<(), nsguard::Error>(())
 /// ```
 pub fn add(name: &str) -> Result<Namespace> {
@@ -88,8 +151,8 @@ pub fn add(name: &str) -> Result<Namespace> {
     }
     // Nothing may stay behind when the name cannot be handed out: the bind
     // mount would keep the namespace alive with nobody to delete it.
-    Namespace::open(NsKind::Net, &path).inspect_err(|_| {
-        let _ = Namespace::unpersist(&path);
+    Namespace::open(&path, NsKind::Net).inspect_err(|_| {
+        let _ = unmount_and_remove(&path, NsKind::Net);
     })
 }
 
@@ -110,11 +173,28 @@ pub fn add(name: &str) -> Result<Namespace> {
 /// [`Error::InvalidName`]; [`Error::NotFound`] if there is no such name;
 /// [`Error::PermissionDenied`] without `CAP_SYS_ADMIN`; [`Error::Worker`]
 /// if a worker was still inside after 10 s (it could not leave).
+///
+/// # Examples
+///
+/// ```
+/// use nsguard::{netns, Error};
+///
+/// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
+/// # struct Delete(String); // removes the name also if the example fails
+/// # impl Drop for Delete { fn drop(&mut self) { let _ = nsguard::netns::delete(&self.0); } }
+/// let name = format!("nsguard-doc-{}", std::process::id());
+/// # let _delete = Delete(name.clone());
+/// netns::add(&name)?;
+/// netns::delete(&name)?;
+/// assert!(!std::path::Path::new(netns::RUN_DIR).join(&name).exists());
+/// assert!(matches!(netns::delete(&name), Err(Error::NotFound { .. })));
+/// # Ok::<(), nsguard::Error>(())
+/// ```
 pub fn delete(name: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let path = path_of(name)?;
     let ino = std::fs::metadata(&path).map(|m| m.ino()).ok();
-    Namespace::unpersist(&path)?;
+    Namespace::unpersist(&path, NsKind::Net)?;
     match ino {
         Some(ino) => crate::executor::wait_until_left(ino, std::time::Duration::from_secs(10)),
         None => Ok(()),
@@ -127,17 +207,20 @@ pub fn delete(name: &str) -> Result<()> {
 /// # Errors
 ///
 /// [`Error::Io`] if the directory cannot be read.
+///
+/// # Examples
+///
+/// ```
+/// for name in nsguard::netns::list()? {
+///     println!("{name}"); // as `ip netns list` shows them
+/// }
+/// # Ok::<(), nsguard::Error>(())
+/// ```
 pub fn list() -> Result<Vec<String>> {
     let dir = match std::fs::read_dir(RUN_DIR) {
         Ok(dir) => dir,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(io_error(
-                "listing",
-                Path::new(RUN_DIR),
-                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            ))
-        }
+        Err(e) => return Err(io_error("listing", NsKind::Net, Path::new(RUN_DIR), fs_errno(&e))),
     };
     let mut names: Vec<String> = dir
         .flatten()
@@ -151,37 +234,18 @@ pub fn list() -> Result<Vec<String>> {
 /// first if it is not a mount point), as iproute2 does.
 fn prepare_run_dir() -> Result<()> {
     let dir = Path::new(RUN_DIR);
-    std::fs::create_dir_all(dir).map_err(|e| {
-        io_error(
-            "creating",
-            dir,
-            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        )
-    })?;
-    let make_shared = || {
-        mount(
-            None::<&str>,
-            dir,
-            Some("none"),
-            MsFlags::MS_SHARED | MsFlags::MS_REC,
-            None::<&str>,
-        )
-    };
+    let net = NsKind::Net;
+    std::fs::create_dir_all(dir).map_err(|e| io_error("creating", net, dir, fs_errno(&e)))?;
+    let make_shared = || mount(None, dir, MsFlags::MS_SHARED | MsFlags::MS_REC);
     match make_shared() {
         Ok(()) => Ok(()),
         // Not a mount point yet.
         Err(Errno::EINVAL) => {
-            mount(
-                Some(dir),
-                dir,
-                Some("none"),
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(|e| io_error("bind-mounting", dir, e))?;
-            make_shared().map_err(|e| io_error("making shared", dir, e))
+            mount(Some(dir), dir, MsFlags::MS_BIND | MsFlags::MS_REC)
+                .map_err(|e| io_error("bind-mounting", net, dir, e))?;
+            make_shared().map_err(|e| io_error("making shared", net, dir, e))
         }
-        Err(e) => Err(io_error("making shared", dir, e)),
+        Err(e) => Err(io_error("making shared", net, dir, e)),
     }
 }
 
@@ -195,11 +259,7 @@ fn create_exclusive(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
             path: path.to_path_buf(),
         }),
-        Err(e) => Err(io_error(
-            "creating",
-            path,
-            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        )),
+        Err(e) => Err(io_error("creating", NsKind::Net, path, fs_errno(&e))),
     }
 }
 
@@ -207,14 +267,7 @@ fn create_exclusive(path: &Path) -> Result<()> {
 pub(crate) fn bind(ns: &Namespace, path: &Path) -> Result<()> {
     use std::os::fd::{AsFd, AsRawFd};
     let source = format!("/proc/self/fd/{}", ns.as_fd().as_raw_fd());
-    mount(
-        Some(source.as_str()),
-        path,
-        Some("none"),
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|errno| match errno {
+    mount(Some(Path::new(&source)), path, MsFlags::MS_BIND).map_err(|errno| match errno {
         Errno::EINVAL if ns.kind() == NsKind::Mnt => Error::Io {
             op: "bind-mounting (a mount namespace can only be kept from an older mount namespace, \
                  not from itself or a newer one)",
@@ -222,7 +275,7 @@ pub(crate) fn bind(ns: &Namespace, path: &Path) -> Result<()> {
             path: Some(path.to_path_buf()),
             errno,
         },
-        errno => io_error("bind-mounting", path, errno),
+        errno => io_error("bind-mounting", ns.kind(), path, errno),
     })
 }
 
@@ -238,6 +291,26 @@ impl Namespace {
     /// [`Error::PermissionDenied`] without `CAP_SYS_ADMIN`; [`Error::Io`] if
     /// the file cannot be created or the bind mount fails (a mount namespace
     /// cannot be kept in itself or in a newer mount namespace: `EINVAL`).
+    /// Each names this namespace's kind and `path`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nsguard::{Namespace, NsKind, NsSet};
+    ///
+    /// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("uts");
+    /// let created = NsSet::unshare(NsKind::Uts)?;
+    /// let uts = created.get(NsKind::Uts).unwrap();
+    /// uts.persist(&path)?;
+    /// let id = uts.id();
+    /// drop(created); // the bind mount keeps the namespace alive
+    /// assert_eq!(Namespace::open(&path, NsKind::Uts)?.id(), id);
+    /// Namespace::unpersist(&path, NsKind::Uts)?;
+    /// assert!(!path.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn persist(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let created = match std::fs::OpenOptions::new()
@@ -247,13 +320,7 @@ impl Namespace {
         {
             Ok(_) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => {
-                return Err(io_error(
-                    "creating",
-                    path,
-                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                ))
-            }
+            Err(e) => return Err(io_error("creating", self.kind(), path, fs_errno(&e))),
         };
         bind(self, path).inspect_err(|_| {
             if created {
@@ -262,35 +329,59 @@ impl Namespace {
         })
     }
 
-    /// Undoes [`persist`](Self::persist): unmounts the namespace at `path`
-    /// and removes the file.
+    /// Undoes [`persist`](Self::persist): unmounts the namespace of `kind`
+    /// kept at `path`, and removes the file.
+    ///
+    /// An associated function, not a method like `persist`: what was kept
+    /// is usually removed later, often by another program run (as `ip netns
+    /// delete` does), which holds no handle to it. It takes the kind, like
+    /// [`Namespace::open`], and checks that `path` really is a namespace of
+    /// that kind before it unmounts anything: a wrong path is refused, never
+    /// unmounted. A file whose bind mount is already gone (an empty regular
+    /// file, as `persist` creates) is only removed.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] if `path` does not exist;
-    /// [`Error::PermissionDenied`] without `CAP_SYS_ADMIN`.
-    pub fn unpersist(path: impl AsRef<Path>) -> Result<()> {
+    /// The errors of [`Namespace::open`] for `path` ([`Error::NotFound`] if
+    /// it does not exist, [`Error::NotANamespace`], [`Error::WrongKind`]);
+    /// [`Error::PermissionDenied`] without `CAP_SYS_ADMIN`; [`Error::Io`] if
+    /// unmounting or removing fails otherwise.
+    pub fn unpersist(path: impl AsRef<Path>, kind: NsKind) -> Result<()> {
         let path = path.as_ref();
-        match umount2(path, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(Errno::EINVAL) => {} // EINVAL: not a mount point (any more)
-            Err(Errno::ENOENT) => {
-                return Err(Error::NotFound {
-                    kind: NsKind::Net,
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(io_error("unmounting", path, e)),
+        match Namespace::open(path, kind) {
+            Ok(_) => {}
+            Err(Error::NotANamespace { .. }) if is_empty_file(path) => {}
+            Err(err) => return Err(err),
         }
-        std::fs::remove_file(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound {
-                kind: NsKind::Net,
-                path: path.to_path_buf(),
-            },
-            _ => io_error(
-                "removing",
-                path,
-                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            ),
-        })
+        unmount_and_remove(path, kind)
     }
+}
+
+/// Unmounts what is kept at `path` and removes the file, without checking
+/// what it is: for paths nsguard itself has just made.
+fn unmount_and_remove(path: &Path, kind: NsKind) -> Result<()> {
+    match umount2(path, MntFlags::MNT_DETACH).map_err(Errno::from_nix) {
+        Ok(()) | Err(Errno::EINVAL) => {} // EINVAL: not a mount point (any more)
+        Err(errno @ (Errno::ENOENT | Errno::ENOTDIR)) => {
+            return Err(Error::NotFound {
+                kind,
+                path: path.to_path_buf(),
+                errno,
+            })
+        }
+        Err(e) => return Err(io_error("unmounting", kind, path, e)),
+    }
+    std::fs::remove_file(path).map_err(|e| match fs_errno(&e) {
+        errno @ (Errno::ENOENT | Errno::ENOTDIR) => Error::NotFound {
+            kind,
+            path: path.to_path_buf(),
+            errno,
+        },
+        errno => io_error("removing", kind, path, errno),
+    })
+}
+
+/// Whether `path` is an empty regular file (not following a link).
+fn is_empty_file(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0)
 }

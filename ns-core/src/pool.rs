@@ -34,25 +34,33 @@ type Setup =
 /// making a set (in the setup hook) counts as a failure of the hook: the
 /// thread never dies of it.
 ///
-/// ```no_run
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
 /// use nsguard::{NsKind, Pool};
 ///
+/// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
 /// let pool = Pool::builder(NsKind::Net | NsKind::Uts)
-///     .size(8)
+///     .size(2)
 ///     .setup(|| {
 ///         nix::unistd::sethostname("sandbox")?;
 ///         Ok(())
 ///     })
 ///     .build()?;
+/// assert!(pool.wait_full(Duration::from_secs(10)));
+/// assert_eq!(pool.ready_count(), 2);
 /// let sandbox = pool.get()?; // ready, with its host name set
-/// # Ok::<(), nsguard::Error>(())
+/// let name = sandbox.run(nix::unistd::gethostname)??;
+/// assert_eq!(name, "sandbox");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Pool {
     shared: Arc<Shared>,
     refiller: Option<JoinHandle<()>>,
 }
 
-/// Builds a [`Pool`]: see [`Pool::builder`].
+/// Builds a [`Pool`]: see [`Pool::builder`], and [`Pool`] for an example.
 pub struct PoolBuilder {
     kinds: NsKinds,
     size: usize,
@@ -83,7 +91,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Whether trying again cannot cure `err`: the refill stops on it.
 fn is_permanent(err: &Error) -> bool {
-    use nix::errno::Errno;
+    use crate::errno::Errno;
     match err {
         Error::PermissionDenied { .. }
         | Error::KindUnsupported { .. }
@@ -92,7 +100,7 @@ fn is_permanent(err: &Error) -> bool {
         | Error::Poisoned { .. } => true,
         Error::Create { errno, .. } | Error::Io { errno, .. } | Error::Enter { errno, .. } => {
             matches!(
-                errno,
+                *errno,
                 Errno::EINVAL | Errno::ENOSYS | Errno::EPERM | Errno::EACCES | Errno::EOPNOTSUPP
             )
         }
@@ -156,7 +164,7 @@ impl Pool {
     }
 
     /// The number of sets ready now.
-    pub fn ready(&self) -> usize {
+    pub fn ready_count(&self) -> usize {
         lock(&self.shared.state).ready.len()
     }
 
@@ -228,7 +236,17 @@ impl PoolBuilder {
     /// [`Error::CannotCreate`] for pid; [`Error::KindUnsupported`] for a
     /// kind the running kernel lacks; [`Error::UnsupportedOnThread`] for a
     /// setup hook with user or time in the kinds (no worker can run inside
-    /// those); [`Error::Worker`] if the background thread cannot start.
+    /// those); [`Error::Thread`] if the background thread cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nsguard::{Error, NsKind, Pool};
+    ///
+    /// // A pid namespace exists only with its first process: no pool of them.
+    /// let err = Pool::builder(NsKind::Net | NsKind::Pid).build().unwrap_err();
+    /// assert!(matches!(err, Error::CannotCreate { kind: NsKind::Pid, .. }));
+    /// ```
     pub fn build(self) -> Result<Pool> {
         Error::check_supported(self.kinds)?;
         if self.kinds.contains(NsKind::Pid) {
@@ -263,9 +281,7 @@ impl PoolBuilder {
         let refiller = std::thread::Builder::new()
             .name("nsguard-pool".into())
             .spawn(move || for_thread.refill())
-            .map_err(|e| Error::Worker {
-                reason: format!("cannot start the pool's thread: {e}"),
-            })?;
+            .map_err(|e| crate::threads::thread_error("refill the pool", &e))?;
         Ok(Pool {
             shared,
             refiller: Some(refiller),
@@ -278,7 +294,8 @@ impl Shared {
         let set = NsSet::unshare(self.kinds)?;
         if let Some(setup) = &self.setup {
             set.run(|| setup())?.map_err(|e| Error::Setup {
-                reason: e.to_string(),
+                reason: "returned an error".into(),
+                source: Some(Arc::new(e)),
             })?;
         }
         Ok(set)
@@ -302,7 +319,8 @@ impl Shared {
             let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.make()))
                 .unwrap_or_else(|payload| {
                     Err(Error::Setup {
-                        reason: format!("making a set panicked: {}", panic_message(payload)),
+                        reason: format!("panicked: {}", panic_message(payload)),
+                        source: None,
                     })
                 });
             let mut state = lock(&self.state);
@@ -354,7 +372,7 @@ impl fmt::Debug for Pool {
         f.debug_struct("Pool")
             .field("kinds", &self.shared.kinds)
             .field("size", &self.shared.size)
-            .field("ready", &self.ready())
+            .field("ready", &self.ready_count())
             .finish()
     }
 }

@@ -9,7 +9,7 @@
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 use crate::error::Result;
 use crate::id::NsId;

@@ -27,7 +27,7 @@ use crate::{sys, thread_state};
 ///
 /// let set = NsSet::new()
 ///     .with(Namespace::named("blue")?)
-///     .with(Namespace::open(NsKind::Uts, "/proc/1234/ns/uts")?);
+///     .with(Namespace::open("/proc/1234/ns/uts", NsKind::Uts)?);
 /// assert_eq!(set.kinds(), NsKind::Net | NsKind::Uts);
 ///
 /// // or every namespace of a container's process:
@@ -57,56 +57,6 @@ impl NsSet {
     /// An empty set.
     pub fn new() -> NsSet {
         NsSet::default()
-    }
-
-    /// The set with `ns` added, replacing the namespace of the same kind if
-    /// there was one.
-    #[must_use]
-    pub fn with(mut self, ns: Namespace) -> NsSet {
-        self.insert(ns);
-        self
-    }
-
-    /// Adds `ns`; returns the namespace of the same kind it replaces.
-    pub fn insert(&mut self, ns: Namespace) -> Option<Namespace> {
-        self.slots[ns.kind().index()].replace(ns)
-    }
-
-    /// Removes and returns the namespace of `kind`.
-    pub fn remove(&mut self, kind: NsKind) -> Option<Namespace> {
-        self.slots[kind.index()].take()
-    }
-
-    /// The namespace of `kind`, if the set has one.
-    pub fn get(&self, kind: NsKind) -> Option<&Namespace> {
-        self.slots[kind.index()].as_ref()
-    }
-
-    /// Whether the set has a namespace of `kind`.
-    pub fn contains(&self, kind: NsKind) -> bool {
-        self.get(kind).is_some()
-    }
-
-    /// The kinds the set has a namespace of.
-    pub fn kinds(&self) -> NsKinds {
-        self.iter().map(Namespace::kind).collect()
-    }
-
-    /// The number of namespaces in the set.
-    pub fn len(&self) -> usize {
-        self.iter().count()
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
-    }
-
-    /// The namespaces, in the order of [`NsKind::ALL`].
-    pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            inner: self.slots.iter(),
-        }
     }
 
     /// The namespaces of `kinds` that the **calling thread** is in: see
@@ -157,11 +107,11 @@ impl NsSet {
     /// ```
     /// use nsguard::{NsKind, NsSet};
     ///
-    /// let me = NsSet::of_pid(std::process::id() as i32, NsKind::Net | NsKind::Ipc)?;
+    /// let me = NsSet::of_pid(std::process::id(), NsKind::Net | NsKind::Ipc)?;
     /// assert_eq!(me.len(), 2);
     /// # Ok::<(), nsguard::Error>(())
     /// ```
-    pub fn of_pid(pid: i32, kinds: impl Into<NsKinds>) -> Result<NsSet> {
+    pub fn of_pid(pid: u32, kinds: impl Into<NsKinds>) -> Result<NsSet> {
         thread_state::check()?;
         let kinds = kinds.into();
         Error::check_supported(kinds)?;
@@ -182,6 +132,22 @@ impl NsSet {
     /// `kinds`, before anything is opened; [`Error::NotFound`] if the
     /// directory or the file of a kind is missing, and the errors of
     /// [`Namespace::open`] for each file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nsguard::{Error, NsKind, NsSet};
+    ///
+    /// // /proc/<pid>/ns is such a directory.
+    /// let kinds = NsKind::Net | NsKind::Uts;
+    /// let main = NsSet::from_dir("/proc/self/ns", kinds)?;
+    /// assert_eq!(main, NsSet::of_pid(std::process::id(), kinds)?);
+    ///
+    /// // /proc/self/net is a directory, not a network namespace.
+    /// let err = NsSet::from_dir("/proc/self", NsKind::Net).unwrap_err();
+    /// assert!(matches!(err, Error::NotANamespace { found: "a directory", .. }));
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
     pub fn from_dir(dir: impl AsRef<Path>, kinds: impl Into<NsKinds>) -> Result<NsSet> {
         thread_state::check()?;
         let dir = dir.as_ref();
@@ -200,6 +166,56 @@ impl NsSet {
                 crate::namespace::validate_at(kind, fd, &path)
             })
             .collect()
+    }
+
+    /// The set with `ns` added, replacing the namespace of the same kind if
+    /// there was one.
+    #[must_use]
+    pub fn with(mut self, ns: Namespace) -> NsSet {
+        self.insert(ns);
+        self
+    }
+
+    /// Adds `ns`; returns the namespace of the same kind it replaces.
+    pub fn insert(&mut self, ns: Namespace) -> Option<Namespace> {
+        self.slots[ns.kind().index()].replace(ns)
+    }
+
+    /// Removes and returns the namespace of `kind`.
+    pub fn remove(&mut self, kind: NsKind) -> Option<Namespace> {
+        self.slots[kind.index()].take()
+    }
+
+    /// The namespace of `kind`, if the set has one.
+    pub fn get(&self, kind: NsKind) -> Option<&Namespace> {
+        self.slots[kind.index()].as_ref()
+    }
+
+    /// Whether the set has a namespace of `kind`.
+    pub fn contains(&self, kind: NsKind) -> bool {
+        self.get(kind).is_some()
+    }
+
+    /// The kinds the set has a namespace of.
+    pub fn kinds(&self) -> NsKinds {
+        self.iter().map(Namespace::kind).collect()
+    }
+
+    /// The number of namespaces in the set.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
+    /// The namespaces, in the order of [`NsKind::ALL`].
+    pub fn iter(&self) -> SetIter<'_> {
+        SetIter {
+            inner: self.slots.iter(),
+        }
     }
 
     /// Another set with new handles to the same namespaces.
@@ -299,17 +315,19 @@ impl NsSet {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// use nsguard::{Namespace, NsSet};
+    /// ```
+    /// use nsguard::{NsKind, NsSet};
     ///
-    /// let blue = NsSet::from(Namespace::named("blue")?);
+    /// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
+    /// let sandbox = NsSet::unshare(NsKind::Net)?;
     /// let mut names = Vec::new();
-    /// blue.run(|| {
-    ///     // on a worker inside `blue`; `names` is borrowed from the caller
-    ///     for iface in std::fs::read_dir("/proc/thread-self/net/dev_snmp6").into_iter().flatten() {
-    ///         names.push(iface.unwrap().file_name());
+    /// sandbox.run(|| {
+    ///     // on a worker inside `sandbox`; `names` is borrowed from the caller
+    ///     for iface in nix::net::if_::if_nameindex().unwrap().iter() {
+    ///         names.push(iface.name().to_string_lossy().into_owned());
     ///     }
     /// })?;
+    /// assert_eq!(names, ["lo"]); // a new network namespace has only `lo`
     /// # Ok::<(), nsguard::Error>(())
     /// ```
     pub fn run<R, F>(&self, f: F) -> Result<R>
@@ -411,31 +429,33 @@ impl Extend<Namespace> for NsSet {
 
 impl<'a> IntoIterator for &'a NsSet {
     type Item = &'a Namespace;
-    type IntoIter = Iter<'a>;
+    type IntoIter = SetIter<'a>;
 
-    fn into_iter(self) -> Iter<'a> {
+    fn into_iter(self) -> SetIter<'a> {
         self.iter()
     }
 }
 
 impl IntoIterator for NsSet {
     type Item = Namespace;
-    type IntoIter = IntoIter;
+    type IntoIter = SetIntoIter;
 
-    fn into_iter(self) -> IntoIter {
-        IntoIter {
+    fn into_iter(self) -> SetIntoIter {
+        SetIntoIter {
             inner: self.slots.into_iter(),
         }
     }
 }
 
-/// Iterator over `&Namespace` of an [`NsSet`].
+/// Iterator over the `&Namespace`s of an [`NsSet`], in the order of
+/// [`NsKind::ALL`]: see [`NsSet::iter`]. (Named like
+/// [`KindsIter`](crate::KindsIter), the iterator of [`NsKinds`].)
 #[derive(Clone, Debug)]
-pub struct Iter<'a> {
+pub struct SetIter<'a> {
     inner: std::slice::Iter<'a, Option<Namespace>>,
 }
 
-impl<'a> Iterator for Iter<'a> {
+impl<'a> Iterator for SetIter<'a> {
     type Item = &'a Namespace;
 
     fn next(&mut self) -> Option<&'a Namespace> {
@@ -443,13 +463,14 @@ impl<'a> Iterator for Iter<'a> {
     }
 }
 
-/// Iterator over the `Namespace`s of an [`NsSet`], by value.
+/// Iterator over the `Namespace`s of an [`NsSet`], by value, in the order
+/// of [`NsKind::ALL`]: `for ns in set`.
 #[derive(Debug)]
-pub struct IntoIter {
+pub struct SetIntoIter {
     inner: std::array::IntoIter<Option<Namespace>, { NsKind::COUNT }>,
 }
 
-impl Iterator for IntoIter {
+impl Iterator for SetIntoIter {
     type Item = Namespace;
 
     fn next(&mut self) -> Option<Namespace> {

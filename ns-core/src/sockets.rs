@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::set::NsSet;
@@ -115,7 +115,7 @@ impl NsSet {
     pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<OwnedFd> {
         self.run(move || sys::socket(domain, ty, protocol))?
             .map_err(|errno| {
-                let e = io::Error::from_raw_os_error(errno as i32);
+                let e = io::Error::from(errno);
                 self.socket_error(
                     "making a socket",
                     format!("(domain {domain}, type {ty}, protocol {protocol})"),

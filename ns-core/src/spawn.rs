@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 use nix::fcntl::OFlag;
 
 use crate::error::{Error, Result};
@@ -219,7 +219,7 @@ fn spawn_inside(
             op: "creating a pipe for",
             kind: NsKind::Net,
             path: None,
-            errno,
+            errno: Errno::from_nix(errno),
         })?;
     let cwd = cmd.get_current_dir().map(std::path::Path::to_path_buf);
     let changes_mounts = set.contains(NsKind::Mnt) || new.contains(NsKind::Mnt);
@@ -282,7 +282,7 @@ fn spawn_inside(
                         Error::Create {
                             kinds: NsKind::Pid.into(),
                             step: "unshare",
-                            errno,
+                            errno: Errno::from_nix(errno),
                         }
                     })?;
                 }
@@ -350,7 +350,7 @@ fn child_failure(
         },
         _ => Error::Spawn {
             program: cmd.get_program().to_string_lossy().into_owned(),
-            errno: Errno::from_raw(io.raw_os_error().unwrap_or(0)),
+            source: std::sync::Arc::new(Box::new(io)),
         },
     }
 }

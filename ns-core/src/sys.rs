@@ -6,12 +6,13 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use nix::errno::Errno;
+use nix::errno::Errno as NixErrno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::stat::{Mode, SFlag};
 use nix::sys::statfs::NSFS_MAGIC;
 
+use crate::errno::Errno;
 use crate::kind::NsKind;
 
 /// Flags every namespace fd is opened with.
@@ -28,12 +29,12 @@ const OPEN_FLAGS: OFlag = OFlag::O_RDONLY
 
 /// `open(2)` a namespace file (or anything else, to be inspected).
 pub(crate) fn open(path: &Path) -> Result<OwnedFd, Errno> {
-    nix::fcntl::open(path, OPEN_FLAGS, Mode::empty())
+    nix::fcntl::open(path, OPEN_FLAGS, Mode::empty()).map_err(Errno::from_nix)
 }
 
 /// `openat(2)` a namespace file relative to a directory fd.
 pub(crate) fn open_at(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, Errno> {
-    nix::fcntl::openat(dir, name, OPEN_FLAGS, Mode::empty())
+    nix::fcntl::openat(dir, name, OPEN_FLAGS, Mode::empty()).map_err(Errno::from_nix)
 }
 
 /// `open(2)` a directory to resolve names in it later with [`open_at`].
@@ -43,18 +44,20 @@ pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
+    .map_err(Errno::from_nix)
 }
 
 /// What `fstat` says about an fd: `(st_dev, st_ino, file type bits)`.
 pub(crate) fn stat(fd: BorrowedFd<'_>) -> Result<(u64, u64, u32), Errno> {
-    let st = nix::sys::stat::fstat(fd)?;
+    let st = nix::sys::stat::fstat(fd).map_err(Errno::from_nix)?;
     #[allow(clippy::unnecessary_cast)] // the field types differ between targets
     Ok((st.st_dev as u64, st.st_ino as u64, st.st_mode as u32))
 }
 
 /// Whether the fd is on nsfs, the file system of namespace files.
 pub(crate) fn is_nsfs(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
-    Ok(nix::sys::statfs::fstatfs(fd)?.filesystem_type() == NSFS_MAGIC)
+    let fs = nix::sys::statfs::fstatfs(fd).map_err(Errno::from_nix)?;
+    Ok(fs.filesystem_type() == NSFS_MAGIC)
 }
 
 /// A description of a file type from `st_mode`, for error messages.
@@ -87,19 +90,19 @@ pub(crate) fn ns_get_nstype(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
     // writes no user memory; it only inspects the file, which `fd` keeps
     // open for the duration of the call. The caller has checked that the
     // file is on nsfs, which defines this request.
-    unsafe { ns_get_nstype_raw(fd.as_raw_fd()) }
+    unsafe { ns_get_nstype_raw(fd.as_raw_fd()) }.map_err(Errno::from_nix)
 }
 
 /// `setns(2)` with the kind's `CLONE_NEW*` flag, so that the kernel refuses
 /// an fd of any other kind.
 pub(crate) fn setns(fd: impl AsFd, kind: NsKind) -> Result<(), Errno> {
-    nix::sched::setns(fd, CloneFlags::from_bits_retain(kind.clone_flag()))
+    nix::sched::setns(fd, CloneFlags::from_bits_retain(kind.clone_flag())).map_err(Errno::from_nix)
 }
 
 /// `unshare(CLONE_FS)`: gives the calling thread its own root, cwd and
 /// umask, which it needs before it can change mount namespace.
 pub(crate) fn unshare_fs() -> Result<(), Errno> {
-    nix::sched::unshare(CloneFlags::CLONE_FS)
+    nix::sched::unshare(CloneFlags::CLONE_FS).map_err(Errno::from_nix)
 }
 
 nix::ioctl_none!(
@@ -115,7 +118,7 @@ pub(crate) fn ns_get_userns(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     use std::os::fd::FromRawFd;
     // SAFETY: NS_GET_USERNS takes no argument: the kernel reads and writes
     // no user memory and returns a new fd, or -1.
-    let raw = unsafe { ns_get_userns_raw(fd.as_raw_fd()) }?;
+    let raw = unsafe { ns_get_userns_raw(fd.as_raw_fd()) }.map_err(Errno::from_nix)?;
     // SAFETY: on success the ioctl returns a new file descriptor that
     // nothing else owns (opened O_CLOEXEC by the kernel).
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
@@ -132,6 +135,7 @@ pub(crate) fn make_mounts_private() -> Result<(), Errno> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
+    .map_err(Errno::from_nix)
 }
 
 /// A forked single-threaded child that has entered some namespaces and
@@ -241,7 +245,7 @@ impl ChildFailure {
             };
             msg[0] = tag;
             msg[1..5].copy_from_slice(&index.to_le_bytes());
-            msg[5..9].copy_from_slice(&(failure.errno as i32).to_le_bytes());
+            msg[5..9].copy_from_slice(&failure.errno.raw().to_le_bytes());
         }
         // SAFETY: write(2) from a valid buffer of that length.
         unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
@@ -274,7 +278,7 @@ impl ChildFailure {
     /// `pre_exec` expects (which does not allocate). Async-signal-safe.
     pub(crate) fn send(self, fd: RawFd) -> std::io::Error {
         Self::report(Err(self), fd);
-        std::io::Error::from_raw_os_error(self.errno as i32)
+        std::io::Error::from_raw_os_error(self.errno.raw())
     }
 }
 
@@ -350,8 +354,9 @@ impl ForkedHelper {
     /// Forks the child, runs `plan` in it, and waits for its report.
     pub(crate) fn spawn(plan: &ChildPlan) -> Result<ForkedHelper, ChildFailure> {
         use nix::unistd::{pipe2, ForkResult};
-        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(ChildFailure::start)?;
-        let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(ChildFailure::start)?;
+        let start = |errno| ChildFailure::start(Errno::from_nix(errno));
+        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(start)?;
+        let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(start)?;
         // Every fd the child needs; it closes all others, which other
         // threads' helpers may have left in it (close-on-exec does not help
         // a child that never execs).
@@ -372,7 +377,7 @@ impl ForkedHelper {
         // write, read, _exit) on data prepared before the fork, never
         // allocates, takes no lock and never returns: safe after fork() in
         // a multithreaded process.
-        match unsafe { nix::unistd::fork() }.map_err(ChildFailure::start)? {
+        match unsafe { nix::unistd::fork() }.map_err(start)? {
             ForkResult::Child => child_main(plan, &inherit, ready_w.as_raw_fd(), go_r.as_raw_fd()),
             ForkResult::Parent { child } => {
                 drop(ready_w);
@@ -395,8 +400,9 @@ impl ForkedHelper {
         }
     }
 
-    pub(crate) fn pid(&self) -> i32 {
-        self.pid.as_raw()
+    pub(crate) fn pid(&self) -> u32 {
+        // fork(2) returned it: positive.
+        self.pid.as_raw().unsigned_abs()
     }
 
     /// Lets the child exit, and reaps it.
@@ -411,7 +417,7 @@ impl ForkedHelper {
     }
 
     fn reap(&self) {
-        while let Err(Errno::EINTR) = nix::sys::wait::waitpid(self.pid, None) {}
+        while let Err(NixErrno::EINTR) = nix::sys::wait::waitpid(self.pid, None) {}
     }
 }
 
@@ -427,7 +433,7 @@ fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> usize {
         match nix::unistd::read(fd, &mut buf[done..]) {
             Ok(0) => break,
             Ok(n) => done += n,
-            Err(Errno::EINTR) => continue,
+            Err(NixErrno::EINTR) => continue,
             Err(_) => break,
         }
     }
@@ -513,38 +519,38 @@ fn close_inherited(inherit: &Inherited<'_>) -> Result<(), ChildFailure> {
     }
     close_below(inherit.keep, inherit.fd_limit).map_err(|errno| ChildFailure {
         step: ChildStep::CloseFds,
-        errno,
+        errno: Errno::from_nix(errno),
     })
 }
 
 /// `close_range(2)` over the gaps between the kept fds.
-fn close_ranges(keep: &[i32]) -> Result<(), Errno> {
+fn close_ranges(keep: &[i32]) -> Result<(), NixErrno> {
     let mut next: u32 = 3;
     for &fd in keep {
         let fd = fd as u32;
         if fd > next {
             // SAFETY: close_range(2) takes integers only.
-            Errno::result(unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0) })?;
+            NixErrno::result(unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0) })?;
         }
         next = next.max(fd + 1);
     }
     // SAFETY: as above.
-    Errno::result(unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) })?;
+    NixErrno::result(unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) })?;
     Ok(())
 }
 
 /// Closes what `/proc/self/fd` lists, reading it again until a pass finds
 /// nothing to close.
-fn close_listed(keep: &[i32]) -> Result<(), Errno> {
+fn close_listed(keep: &[i32]) -> Result<(), NixErrno> {
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
     // SAFETY: open(2) with a NUL-terminated path.
     let dir = unsafe { libc::open(c"/proc/self/fd".as_ptr(), flags) };
     if dir < 0 {
-        return Err(Errno::last());
+        return Err(NixErrno::last());
     }
     let result = (|| loop {
         // SAFETY: lseek(2) takes integers only.
-        Errno::result(unsafe { libc::lseek(dir, 0, libc::SEEK_SET) })?;
+        NixErrno::result(unsafe { libc::lseek(dir, 0, libc::SEEK_SET) })?;
         let mut closed = false;
         // u64s: getdents64 writes 8-byte aligned records.
         let mut buf = [0u64; 512];
@@ -559,7 +565,7 @@ fn close_listed(keep: &[i32]) -> Result<(), Errno> {
                     std::mem::size_of_val(&buf),
                 )
             };
-            let n = usize::try_from(Errno::result(n)?).unwrap_or(0);
+            let n = usize::try_from(NixErrno::result(n)?).unwrap_or(0);
             if n == 0 {
                 break;
             }
@@ -572,7 +578,7 @@ fn close_listed(keep: &[i32]) -> Result<(), Errno> {
             while at + 19 < n {
                 let reclen = usize::from(u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]));
                 if reclen == 0 || at + reclen > n {
-                    return Err(Errno::EIO);
+                    return Err(NixErrno::EIO);
                 }
                 if let Some(fd) = parse_fd(&bytes[at + 19..at + reclen]) {
                     if fd > 2 && fd != dir && keep.binary_search(&fd).is_err() {
@@ -609,14 +615,14 @@ fn parse_fd(name: &[u8]) -> Option<i32> {
 }
 
 /// Closes every fd from 3 below `limit` but `keep`; `EBADF` is expected.
-fn close_below(keep: &[i32], limit: u32) -> Result<(), Errno> {
+fn close_below(keep: &[i32], limit: u32) -> Result<(), NixErrno> {
     for fd in 3..i32::try_from(limit).unwrap_or(i32::MAX) {
         if keep.binary_search(&fd).is_ok() {
             continue;
         }
         // SAFETY: close(2) of an fd number this child may have inherited.
-        if unsafe { libc::close(fd) } != 0 && Errno::last() != Errno::EBADF {
-            return Err(Errno::last());
+        if unsafe { libc::close(fd) } != 0 && NixErrno::last() != NixErrno::EBADF {
+            return Err(NixErrno::last());
         }
     }
     Ok(())
@@ -650,7 +656,7 @@ pub(crate) fn ns_get_parent(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     use std::os::fd::FromRawFd;
     // SAFETY: NS_GET_PARENT takes no argument: the kernel reads and writes
     // no user memory and returns a new fd, or -1.
-    let raw = unsafe { ns_get_parent_raw(fd.as_raw_fd()) }?;
+    let raw = unsafe { ns_get_parent_raw(fd.as_raw_fd()) }.map_err(Errno::from_nix)?;
     // SAFETY: on success the ioctl returns a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
@@ -658,7 +664,7 @@ pub(crate) fn ns_get_parent(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
 /// The inode number in the target of the `/proc/*/ns/*` link `name` in
 /// `dir`, which reads like `net:[4026531833]`.
 pub(crate) fn link_ino_at(dir: BorrowedFd<'_>, name: &str) -> Result<u64, Errno> {
-    let target = nix::fcntl::readlinkat(dir, name)?;
+    let target = nix::fcntl::readlinkat(dir, name).map_err(Errno::from_nix)?;
     let text = target.to_str().ok_or(Errno::EINVAL)?;
     text.rsplit_once(":[")
         .and_then(|(_, rest)| rest.strip_suffix(']'))
@@ -679,8 +685,8 @@ pub(crate) fn pread_all(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
         match nix::sys::uio::pread(fd, &mut buf[len..], offset) {
             Ok(0) => break,
             Ok(n) => len += n,
-            Err(Errno::EINTR) => continue,
-            Err(errno) => return Err(errno),
+            Err(NixErrno::EINTR) => continue,
+            Err(errno) => return Err(Errno::from_nix(errno)),
         }
     }
     buf.truncate(len);
@@ -690,7 +696,8 @@ pub(crate) fn pread_all(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
 /// `(st_dev, st_ino)` of what `name` in `dir` refers to, following links
 /// (for `/proc/thread-self/root` and `cwd`: the directories themselves).
 pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &str) -> Result<(u64, u64), Errno> {
-    let st = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::empty())?;
+    let st =
+        nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::empty()).map_err(Errno::from_nix)?;
     #[allow(clippy::unnecessary_cast)] // the field types differ between targets
     Ok((st.st_dev as u64, st.st_ino as u64))
 }
@@ -711,14 +718,14 @@ pub(crate) fn kcmp_fs(a: i32, b: i32) -> Result<bool, Errno> {
             0 as libc::c_long,
         )
     };
-    Errno::result(rc).map(|r| r == 0)
+    NixErrno::result(rc).map(|r| r == 0).map_err(Errno::from_nix)
 }
 
 /// The calling thread's securebits (`PR_GET_SECUREBITS`).
 pub(crate) fn securebits() -> Result<i32, Errno> {
     // SAFETY: PR_GET_SECUREBITS takes no pointer argument.
     let rc = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
-    Errno::result(rc)
+    NixErrno::result(rc).map_err(Errno::from_nix)
 }
 
 /// `socket(2)` with `SOCK_CLOEXEC` added to `ty`.
@@ -726,7 +733,7 @@ pub(crate) fn socket(domain: i32, ty: i32, protocol: i32) -> Result<OwnedFd, Err
     use std::os::fd::FromRawFd;
     // SAFETY: socket(2) takes integers only.
     let raw = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) };
-    let raw = Errno::result(raw)?;
+    let raw = NixErrno::result(raw).map_err(Errno::from_nix)?;
     // SAFETY: on success socket(2) returns a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }

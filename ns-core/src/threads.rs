@@ -3,7 +3,7 @@
 
 use std::io;
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 use crate::error::{Error, Result};
 

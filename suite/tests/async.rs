@@ -38,7 +38,7 @@ fn tid() -> i32 {
 }
 
 fn set_of(temp: &TempNs) -> NsSet {
-    NsSet::from(Namespace::open(temp.kind(), temp.path()).unwrap())
+    NsSet::from(Namespace::open(temp.path(), temp.kind()).unwrap())
 }
 
 #[test]

@@ -50,37 +50,37 @@ fn every_bad_input_gets_its_own_error_naming_it() {
     let cases: Vec<Case<'_>> = vec![
         (
             "missing path",
-            Box::new(|| Namespace::open(NsKind::Net, dir.path().join("nope")).map(drop)),
+            Box::new(|| Namespace::open(dir.path().join("nope"), NsKind::Net).map(drop)),
             "NotFound",
             s(&dir.path().join("nope")),
         ),
         (
             "directory",
-            Box::new(|| Namespace::open(NsKind::Net, dir.path()).map(drop)),
+            Box::new(|| Namespace::open(dir.path(), NsKind::Net).map(drop)),
             "NotANamespace",
             dir.path().display().to_string(),
         ),
         (
             "regular file",
-            Box::new(|| Namespace::open(NsKind::Net, &file).map(drop)),
+            Box::new(|| Namespace::open(&file, NsKind::Net).map(drop)),
             "NotANamespace",
             s(&file),
         ),
         (
             "/dev/null",
-            Box::new(|| Namespace::open(NsKind::Net, "/dev/null").map(drop)),
+            Box::new(|| Namespace::open("/dev/null", NsKind::Net).map(drop)),
             "NotANamespace",
             "/dev/null".into(),
         ),
         (
             "socket",
-            Box::new(|| Namespace::open(NsKind::Net, &sock).map(drop)),
+            Box::new(|| Namespace::open(&sock, NsKind::Net).map(drop)),
             "NotANamespace",
             s(&sock),
         ),
         (
             "wrong kind",
-            Box::new(|| Namespace::open(NsKind::Net, uts.path()).map(drop)),
+            Box::new(|| Namespace::open(uts.path(), NsKind::Net).map(drop)),
             "WrongKind",
             uts.path().display().to_string(),
         ),
@@ -133,10 +133,10 @@ fn every_bad_input_gets_its_own_error_naming_it() {
             "pid 0".into(),
         ),
         (
-            "negative pid",
-            Box::new(|| Namespace::of_pid(-7, NsKind::Net).map(drop)),
+            "pid over i32::MAX",
+            Box::new(|| Namespace::of_pid(1 << 31, NsKind::Net).map(drop)),
             "InvalidPid",
-            "pid -7".into(),
+            "pid 2147483648".into(),
         ),
         (
             "unknown kind",
@@ -217,7 +217,7 @@ fn without_cap_sys_admin(path: PathBuf) {
         "the child really lacks it"
     );
     // Opening needs no capability.
-    let set = NsSet::from(Namespace::open(NsKind::Net, &path).unwrap());
+    let set = NsSet::from(Namespace::open(&path, NsKind::Net).unwrap());
     let name = support::unique_name("nsguard-noadmin");
     type Call<'a> = (&'a str, Box<dyn Fn() -> Result<(), Error> + 'a>);
     let calls: Vec<Call<'_>> = vec![

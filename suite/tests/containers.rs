@@ -51,15 +51,11 @@ fn kinds_the_worker_is_already_in_are_not_refused() {
     // but for the calling thread's net etc., which workers switch to.
     let net = here.run(|| thread_ino(NsKind::Net)).unwrap();
     assert_eq!(net, thread_ino(NsKind::Net));
-    let me = NsSet::of_pid(
-        std::process::id() as i32,
-        kinds.difference(NsKind::User.into()),
-    )
-    .unwrap();
+    let me = NsSet::of_pid(std::process::id(), kinds.difference(NsKind::User.into())).unwrap();
     me.run(|| ()).unwrap();
     // Only a real switch is refused.
     let u = TempNs::new(NsKind::User);
-    let other_user = NsSet::from(Namespace::open(NsKind::User, u.path()).unwrap());
+    let other_user = NsSet::from(Namespace::open(u.path(), NsKind::User).unwrap());
     assert!(matches!(
         other_user.run(|| ()),
         Err(Error::UnsupportedOnThread {
@@ -78,7 +74,7 @@ fn a_guard_accepts_kinds_the_thread_is_already_in() {
         guard.restore().unwrap();
     });
     let m = TempNs::new(NsKind::Mnt);
-    let other_mnt = NsSet::from(Namespace::open(NsKind::Mnt, m.path()).unwrap());
+    let other_mnt = NsSet::from(Namespace::open(m.path(), NsKind::Mnt).unwrap());
     assert!(matches!(
         other_mnt.enter(),
         Err(Error::UnsupportedOnThread {
@@ -128,7 +124,7 @@ fn sets_read_from_a_running_container_work() {
 #[test]
 fn spawn_in_resolves_the_commands_directory_inside() {
     let m = TempNs::new(NsKind::Mnt);
-    let set = NsSet::from(Namespace::open(NsKind::Mnt, m.path()).unwrap());
+    let set = NsSet::from(Namespace::open(m.path(), NsKind::Mnt).unwrap());
     let dir = format!("/mnt/{}", unique_name("only-inside"));
     let made = dir.clone();
     set.run(move || {
@@ -158,7 +154,7 @@ fn spawn_in_resolves_the_commands_directory_inside() {
 #[test]
 fn spawn_in_applies_uid_and_gid_inside() {
     let n = TempNs::new(NsKind::Net);
-    let set = NsSet::from(Namespace::open(NsKind::Net, n.path()).unwrap());
+    let set = NsSet::from(Namespace::open(n.path(), NsKind::Net).unwrap());
     let mut cmd = Command::new("id");
     cmd.uid(65534).gid(65534);
     match cmd.spawn_in(&set) {
@@ -277,7 +273,7 @@ fn path_based_calls_free_the_namespace_when_the_path_is_deleted() {
 fn workers_stay_warm_while_a_handle_lives_and_leave_when_the_last_goes() {
     let n = TempNs::new(NsKind::Net);
     let executor = support::capped_executor(1);
-    let set = NsSet::from(Namespace::open(NsKind::Net, n.path()).unwrap());
+    let set = NsSet::from(Namespace::open(n.path(), NsKind::Net).unwrap());
     let tid = || nix::unistd::gettid().as_raw();
     let first = executor.run(&set, tid).unwrap();
     assert_eq!(executor.run(&set, tid).unwrap(), first);

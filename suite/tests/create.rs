@@ -176,12 +176,12 @@ fn user_and_net_from_a_multithreaded_process_and_a_process_inside_is_root_with_o
 #[test]
 fn id_maps_are_written_as_given() {
     let set = Unshare::new(NsKind::User)
-        .uid_map(IdMap {
+        .add_uid_map(IdMap {
             inside: 0,
             outside: 100_000,
             count: 1000,
         })
-        .gid_map(IdMap {
+        .add_gid_map(IdMap {
             inside: 0,
             outside: 200_000,
             count: 10,
@@ -298,7 +298,7 @@ fn a_process_in_a_new_pid_namespace_is_pid_1() {
 #[test]
 fn a_process_spawned_into_an_existing_pid_namespace_is_inside() {
     let pid = TempNs::new(NsKind::Pid);
-    let set = NsSet::from(Namespace::open(NsKind::Pid, pid.path()).unwrap());
+    let set = NsSet::from(Namespace::open(pid.path(), NsKind::Pid).unwrap());
     let out = output(Command::new("readlink").arg("/proc/self/ns/pid"), &set);
     assert_eq!(out.trim(), format!("pid:[{}]", pid.ino()));
 }
@@ -377,7 +377,7 @@ fn the_working_directory_is_resolved_inside_the_mount_namespace() {
 #[test]
 fn failures_in_the_child_name_the_namespace() {
     let net = TempNs::new(NsKind::Net);
-    let set = NsSet::from(Namespace::open(NsKind::Net, net.path()).unwrap());
+    let set = NsSet::from(Namespace::open(net.path(), NsKind::Net).unwrap());
     support::on_fresh_thread(|| {
         support::drop_cap_sys_admin_on_this_thread();
         match Command::new("true").spawn_in(&set) {
@@ -389,11 +389,17 @@ fn failures_in_the_child_name_the_namespace() {
         }
     });
     match Command::new("/nonexistent/program").spawn_in(&set) {
-        Err(Error::Spawn { program, errno, .. }) => {
-            assert_eq!(
-                (program.as_str(), errno),
-                ("/nonexistent/program", nsguard::Errno::ENOENT)
-            );
+        Err(err @ Error::Spawn { .. }) => {
+            assert_eq!(err.errno(), Some(nsguard::Errno::ENOENT));
+            // The error spawn returned, as it was.
+            let source = std::error::Error::source(&err)
+                .and_then(|e| e.downcast_ref::<std::io::Error>())
+                .expect("the io::Error as the source");
+            assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+            let Error::Spawn { program, .. } = err else {
+                unreachable!()
+            };
+            assert_eq!(program, "/nonexistent/program");
         }
         other => panic!("expected Spawn, got {other:?}"),
     }

@@ -15,7 +15,7 @@ fn tid() -> i32 {
 }
 
 fn open(temp: &TempNs) -> Namespace {
-    Namespace::open(temp.kind(), temp.path()).unwrap()
+    Namespace::open(temp.path(), temp.kind()).unwrap()
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn a_path_that_now_names_another_namespace_is_followed() {
     let (x, y) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
     open(&x).persist(&path).unwrap();
     assert_eq!(net_at(&path).unwrap(), x.ino());
-    Namespace::unpersist(&path).unwrap();
+    Namespace::unpersist(&path, NsKind::Net).unwrap();
     open(&y).persist(&path).unwrap();
     assert_eq!(path_ino(&path), y.ino());
     assert_eq!(
@@ -133,5 +133,5 @@ fn a_path_that_now_names_another_namespace_is_followed() {
         y.ino(),
         "identity comes from the open file, never from the path"
     );
-    Namespace::unpersist(&path).unwrap();
+    Namespace::unpersist(&path, NsKind::Net).unwrap();
 }

@@ -22,7 +22,7 @@ const SWITCHABLE: [NsKind; 5] = [
 ];
 
 fn open(temp: &TempNs) -> Namespace {
-    Namespace::open(temp.kind(), temp.path()).unwrap()
+    Namespace::open(temp.path(), temp.kind()).unwrap()
 }
 
 /// A thread that only waits; its namespaces must never change.
@@ -200,8 +200,8 @@ fn assert_every_call_is_poisoned(probe: &TempNs) {
         NsSet::new().enter().map(drop),
         NsSet::current(NsKind::Net).map(drop),
         Namespace::current(NsKind::Uts).map(drop),
-        Namespace::open(probe.kind(), probe.path()).map(drop),
-        Namespace::of_pid(std::process::id() as i32, NsKind::Net).map(drop),
+        Namespace::open(probe.path(), probe.kind()).map(drop),
+        Namespace::of_pid(std::process::id(), NsKind::Net).map(drop),
     ] {
         assert!(matches!(result, Err(Error::Poisoned { .. })), "{result:?}");
     }
@@ -299,7 +299,7 @@ fn mnt_time_and_user_are_refused_before_anything_changes() {
             let before = thread_ino(kind);
             match set.enter() {
                 Err(err @ Error::UnsupportedOnThread { .. }) => {
-                    assert_eq!(err.kind(), Some(kind));
+                    assert_eq!(err.ns_kind(), Some(kind));
                     let msg = err.to_string();
                     assert!(msg.contains("instead"), "{msg}");
                     assert_eq!(
@@ -330,7 +330,7 @@ fn a_failure_half_way_switches_back_what_was_entered() {
         match set.enter() {
             Err(err @ Error::Enter { .. }) => {
                 assert_eq!(
-                    (err.kind(), err.errno()),
+                    (err.ns_kind(), err.errno()),
                     (Some(NsKind::Pid), Some(Errno::EDOM))
                 );
                 assert_eq!(err.path(), Some(temps[2].path()));

@@ -21,7 +21,7 @@ fn tid() -> i32 {
 }
 
 fn net_set(temp: &TempNs) -> NsSet {
-    NsSet::from(Namespace::open(NsKind::Net, temp.path()).unwrap())
+    NsSet::from(Namespace::open(temp.path(), NsKind::Net).unwrap())
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -397,7 +397,7 @@ fn global_workers_never_inherit_a_callers_mount_namespace() {
     }
     let host_mnt = thread_ino(NsKind::Mnt);
     let m = TempNs::new(NsKind::Mnt);
-    let container = NsSet::from(Namespace::open(NsKind::Mnt, m.path()).unwrap());
+    let container = NsSet::from(Namespace::open(m.path(), NsKind::Mnt).unwrap());
     let private = Executor::builder().build().unwrap();
     let seen = private
         .run(&container, || {
@@ -497,7 +497,7 @@ fn a_body_that_changes_its_threads_state_retires_its_worker() {
 #[test]
 fn a_body_that_changes_a_private_cwd_retires_its_worker() {
     let m = TempNs::new(NsKind::Mnt);
-    let set = NsSet::from(Namespace::open(NsKind::Mnt, m.path()).unwrap());
+    let set = NsSet::from(Namespace::open(m.path(), NsKind::Mnt).unwrap());
     let executor = support::capped_executor(1);
     let (first, cwd) = executor
         .run(&set, || (tid(), std::env::current_dir().unwrap()))
@@ -518,8 +518,8 @@ fn a_body_that_changes_a_private_cwd_retires_its_worker() {
 fn thread_creation_failures_are_errors_not_panics() {
     use nsguard::CommandExt;
     let (p, q) = (TempNs::new(NsKind::Pid), TempNs::new(NsKind::Pid));
-    let pid_set = NsSet::from(Namespace::open(NsKind::Pid, p.path()).unwrap());
-    let other_pid = NsSet::from(Namespace::open(NsKind::Pid, q.path()).unwrap());
+    let pid_set = NsSet::from(Namespace::open(p.path(), NsKind::Pid).unwrap());
+    let other_pid = NsSet::from(Namespace::open(q.path(), NsKind::Pid).unwrap());
     support::on_fresh_thread(|| {
         let _guard = pid_set.enter().unwrap();
         let thread_error = |what: &str, r: nsguard::Result<()>| match r {
@@ -551,7 +551,7 @@ fn thread_creation_failures_are_errors_not_panics() {
 #[test]
 fn a_home_in_another_pid_namespace_is_refused_at_build() {
     let p = TempNs::new(NsKind::Pid);
-    let home = NsSet::from(Namespace::open(NsKind::Pid, p.path()).unwrap());
+    let home = NsSet::from(Namespace::open(p.path(), NsKind::Pid).unwrap());
     match Executor::builder().home(home).build() {
         Err(Error::InvalidConfig {
             setting, reason, ..

@@ -44,7 +44,7 @@ fn workers_run_without_time_namespaces_too() {
 fn assert_time_refused(what: &str, result: Result<impl std::fmt::Debug, Error>) {
     match result {
         Err(err @ Error::KindUnsupported { .. }) => {
-            assert_eq!(err.kind(), Some(NsKind::Time), "{what}");
+            assert_eq!(err.ns_kind(), Some(NsKind::Time), "{what}");
             let msg = err.to_string();
             assert!(
                 msg.contains("no time namespaces")
@@ -67,12 +67,12 @@ fn time_is_refused_by_name_where_the_kernel_lacks_it() {
     if !support::require_no_time_ns("time_is_refused_by_name_where_the_kernel_lacks_it") {
         return;
     }
-    let me = std::process::id() as i32;
+    let me = std::process::id();
     assert!(!NsKind::Time.is_supported());
     assert_eq!(NsKinds::supported().len(), 7);
     assert_time_refused("current", Namespace::current(NsKind::Time));
     assert_time_refused("of_pid", Namespace::of_pid(me, NsKind::Time));
-    assert_time_refused("open", Namespace::open(NsKind::Time, "/proc/self/ns/time"));
+    assert_time_refused("open", Namespace::open("/proc/self/ns/time", NsKind::Time));
     assert_time_refused("NsSet::current(ALL)", NsSet::current(NsKinds::ALL));
     assert_time_refused("NsSet::of_pid(ALL)", NsSet::of_pid(me, NsKinds::ALL));
     assert_time_refused(

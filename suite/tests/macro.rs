@@ -42,7 +42,7 @@ fn values_are_expressions_over_the_arguments() {
         TempNs::new(NsKind::Ipc),
     );
     let dir = net.path().parent().unwrap().display().to_string();
-    let uts_ns = Namespace::open(NsKind::Uts, uts.path()).unwrap();
+    let uts_ns = Namespace::open(uts.path(), NsKind::Uts).unwrap();
     let seen = three_kinds(dir, &uts_ns, ipc.path().to_path_buf()).unwrap();
     assert_eq!(seen, [net.ino(), uts.ino(), ipc.ino()]);
 }
@@ -60,8 +60,8 @@ fn a_set_with_an_overriding_key() {
         TempNs::new(NsKind::Uts),
     );
     let set = NsSet::new()
-        .with(Namespace::open(NsKind::Net, net.path()).unwrap())
-        .with(Namespace::open(NsKind::Uts, uts_a.path()).unwrap());
+        .with(Namespace::open(net.path(), NsKind::Net).unwrap())
+        .with(Namespace::open(uts_a.path(), NsKind::Uts).unwrap());
     let seen = with_a_set(&set, uts_b.path().to_str().unwrap()).unwrap();
     assert_eq!(
         seen,
@@ -95,7 +95,7 @@ impl Device {
 fn methods_with_self_and_mut_self() {
     let temp = TempNs::new(NsKind::Net);
     let mut dev = Device {
-        netns: Namespace::open(NsKind::Net, temp.path()).unwrap(),
+        netns: Namespace::open(temp.path(), NsKind::Net).unwrap(),
         calls: 0,
     };
     assert_eq!(dev.read().unwrap(), temp.ino());
@@ -126,7 +126,7 @@ where
 #[test]
 fn generics_where_clauses_and_impl_trait_arguments() {
     let temp = TempNs::new(NsKind::Uts);
-    let ns = Namespace::open(NsKind::Uts, temp.path()).unwrap();
+    let ns = Namespace::open(temp.path(), NsKind::Uts).unwrap();
     let out = generic(&ns, vec![1, 2], "t", 7_u8).unwrap();
     assert_eq!(out, format!("t:[1, 2]:7:{}", temp.ino()));
 }

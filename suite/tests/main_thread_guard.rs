@@ -21,8 +21,8 @@ fn scenario() -> Result<(), String> {
     let host_net = thread_ino(NsKind::Net);
     let a = TempNs::new(NsKind::Net);
     let u = TempNs::new(NsKind::Uts);
-    let set = NsSet::from(Namespace::open(NsKind::Net, a.path()).map_err(|e| e.to_string())?);
-    let uts = NsSet::from(Namespace::open(NsKind::Uts, u.path()).map_err(|e| e.to_string())?);
+    let set = NsSet::from(Namespace::open(a.path(), NsKind::Net).map_err(|e| e.to_string())?);
+    let uts = NsSet::from(Namespace::open(u.path(), NsKind::Uts).map_err(|e| e.to_string())?);
     // The main thread enters the guard before anything else used nsguard.
     let guard = set.enter().map_err(|e| e.to_string())?;
     if thread_ino(NsKind::Net) != a.ino() {

@@ -5,7 +5,7 @@ mod support;
 use std::os::unix::net::UnixListener;
 
 use nix::sched::{unshare, CloneFlags};
-use nsguard::{Error, Namespace, NsKind, NsKinds, NsSet};
+use nsguard::{Errno, Error, Namespace, NsKind, NsKinds, NsSet};
 use support::{
     main_thread_ino, on_fresh_thread, path_ino, thread_ino, ChildGuard, NamedNetns, TempNs,
 };
@@ -22,7 +22,7 @@ fn every_kind_opens_and_has_the_namespace_identity() {
             main_thread_ino(kind),
             "{kind}: test namespace is new"
         );
-        let ns = Namespace::open(kind, temp.path()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let ns = Namespace::open(temp.path(), kind).unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(ns.kind(), kind);
         assert_eq!(ns.id().kind(), kind);
         assert_eq!(ns.id().ino(), temp.ino(), "{kind}");
@@ -30,7 +30,7 @@ fn every_kind_opens_and_has_the_namespace_identity() {
         assert_eq!(ns.id().to_string(), format!("{kind}:[{}]", temp.ino()));
         assert_eq!(ns.path(), Some(temp.path()));
         // Another path to the same namespace gives an equal handle.
-        let again = Namespace::open(kind, temp.fd_path()).unwrap();
+        let again = Namespace::open(temp.fd_path(), kind).unwrap();
         assert_eq!(again, ns);
         let clone = ns.try_clone().unwrap();
         assert_eq!(clone, ns);
@@ -44,7 +44,7 @@ fn a_namespace_of_another_kind_is_refused() {
     let kinds =
         support::kinds_this_kernel_has("a_namespace_of_another_kind_is_refused", &NsKind::ALL);
     for kind in kinds.into_iter().filter(|k| *k != NsKind::Net) {
-        match Namespace::open(kind, net.path()) {
+        match Namespace::open(net.path(), kind) {
             Err(Error::WrongKind {
                 path,
                 expected,
@@ -57,7 +57,7 @@ fn a_namespace_of_another_kind_is_refused() {
             other => panic!("{kind}: expected WrongKind, got {other:?}"),
         }
     }
-    let err = Namespace::open(NsKind::Uts, net.path()).unwrap_err();
+    let err = Namespace::open(net.path(), NsKind::Uts).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("is a net namespace, not a uts namespace"),
@@ -67,7 +67,7 @@ fn a_namespace_of_another_kind_is_refused() {
 }
 
 fn assert_not_a_namespace(path: &std::path::Path, found: &str) {
-    match Namespace::open(NsKind::Net, path) {
+    match Namespace::open(path, NsKind::Net) {
         Err(err @ Error::NotANamespace { .. }) => {
             let Error::NotANamespace {
                 kind,
@@ -120,23 +120,44 @@ fn a_missing_path_is_not_found() {
         missing.join("deeper"),
         dir.path().join("f/x"),
     ] {
-        match Namespace::open(NsKind::Ipc, &path) {
+        match Namespace::open(&path, NsKind::Ipc) {
             Err(Error::NotFound {
                 kind: NsKind::Ipc,
                 path: p,
+                errno: Errno::ENOENT,
                 ..
             }) => assert_eq!(p, path),
-            other => panic!("{path:?}: expected NotFound, got {other:?}"),
+            other => panic!("{path:?}: expected NotFound (ENOENT), got {other:?}"),
         }
     }
-    // A path through a regular file (ENOTDIR) is not found either.
+    // A path through a regular file is not found either, and says why:
+    // ENOTDIR, the errno the kernel returned, not ENOENT.
     std::fs::write(dir.path().join("f"), "").unwrap();
-    let err = Namespace::open(NsKind::Ipc, dir.path().join("f/x")).unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = Namespace::open(dir.path().join("f/x"), NsKind::Ipc).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                errno: Errno::ENOTDIR,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.errno(), Some(Errno::ENOTDIR));
     assert_eq!(
         std::io::Error::from(err).kind(),
         std::io::ErrorKind::NotFound
     );
+    // So does a set read from a directory that is a file.
+    assert!(matches!(
+        NsSet::from_dir(dir.path().join("f"), NsKind::Uts),
+        Err(Error::NotFound {
+            kind: NsKind::Uts,
+            errno: Errno::ENOTDIR,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -217,7 +238,7 @@ fn of_pid_reads_a_live_process_and_names_a_dead_one() {
             other => panic!("dead pid {pid}: expected NoSuchProcess, got {other:?}"),
         }
     }
-    for bad in [0, -1, i32::MIN] {
+    for bad in [0, 1 << 31, u32::MAX] {
         assert!(
             matches!(Namespace::of_pid(bad, NsKind::Net), Err(Error::InvalidPid { pid, .. }) if pid == bad)
         );
@@ -324,7 +345,7 @@ fn sets_hold_one_namespace_per_kind() {
     let a = TempNs::new(NsKind::Net);
     let b = TempNs::new(NsKind::Net);
     let u = TempNs::new(NsKind::Uts);
-    let open = |t: &TempNs| Namespace::open(t.kind(), t.path()).unwrap();
+    let open = |t: &TempNs| Namespace::open(t.path(), t.kind()).unwrap();
 
     let mut set = NsSet::from(open(&a)).with(open(&u));
     assert_eq!((set.len(), set.kinds()), (2, NsKind::Net | NsKind::Uts));
@@ -358,16 +379,16 @@ fn sets_hold_one_namespace_per_kind() {
 #[test]
 fn namespace_fds_are_close_on_exec() {
     let temp = TempNs::new(NsKind::Uts);
-    let ns = Namespace::open(NsKind::Uts, temp.path()).unwrap();
+    let ns = Namespace::open(temp.path(), NsKind::Uts).unwrap();
     let flags =
         nix::fcntl::fcntl(std::os::fd::AsFd::as_fd(&ns), nix::fcntl::FcntlArg::F_GETFD).unwrap();
     assert_ne!(flags & libc::FD_CLOEXEC, 0);
     let fd: std::os::fd::OwnedFd = ns.into();
-    let from_fd = Namespace::from_fd(NsKind::Uts, fd).unwrap();
+    let from_fd = Namespace::from_fd(fd, NsKind::Uts).unwrap();
     assert_eq!(from_fd.id().ino(), temp.ino());
     let file: std::os::fd::OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
     assert!(matches!(
-        Namespace::from_fd(NsKind::Uts, file),
+        Namespace::from_fd(file, NsKind::Uts),
         Err(Error::NotANamespace { .. })
     ));
 }
@@ -375,12 +396,12 @@ fn namespace_fds_are_close_on_exec() {
 #[test]
 fn sets_are_equal_when_they_hold_the_same_namespaces() {
     let a = NsSet::current(NsKind::Net | NsKind::Uts).unwrap();
-    let b = NsSet::of_pid(std::process::id() as i32, NsKind::Uts | NsKind::Net).unwrap();
+    let b = NsSet::of_pid(std::process::id(), NsKind::Uts | NsKind::Net).unwrap();
     assert_eq!(a, b);
     let temp = support::TempNs::new(NsKind::Net);
     let c = NsSet::current(NsKind::Uts)
         .unwrap()
-        .with(nsguard::Namespace::open(NsKind::Net, temp.path()).unwrap());
+        .with(nsguard::Namespace::open(temp.path(), NsKind::Net).unwrap());
     assert_ne!(a, c);
     assert_ne!(a, NsSet::current(NsKind::Net).unwrap());
 }

@@ -4,7 +4,7 @@ mod support;
 
 use std::process::Command;
 
-use nsguard::{netns, Error, Namespace, NsKind, NsSet};
+use nsguard::{netns, Errno, Error, Namespace, NsKind, NsSet};
 use support::{ip, path_ino, thread_ino, unique_name};
 
 /// Deletes the name on drop, with nsguard or with `ip`.
@@ -126,19 +126,96 @@ fn persist_keeps_a_namespace_alive_after_every_handle_is_gone() {
             .unwrap();
         ns.id().ino()
     };
-    let again = Namespace::open(NsKind::Uts, &path).unwrap();
+    let again = Namespace::open(&path, NsKind::Uts).unwrap();
     assert_eq!(again.id().ino(), ino);
     let name = NsSet::from(again)
         .run(|| nix::unistd::gethostname().unwrap())
         .unwrap();
     assert_eq!(name, "kept");
-    Namespace::unpersist(&path).unwrap();
+    Namespace::unpersist(&path, NsKind::Uts).unwrap();
     assert!(!path.exists());
     assert!(!mounted(&path.display().to_string()));
     assert!(matches!(
-        Namespace::unpersist(&path),
-        Err(Error::NotFound { .. })
+        Namespace::unpersist(&path, NsKind::Uts),
+        Err(Error::NotFound {
+            kind: NsKind::Uts,
+            ..
+        })
     ));
+}
+
+#[test]
+fn persist_and_unpersist_errors_name_the_namespace_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = NsSet::unshare(NsKind::Uts | NsKind::Ipc).unwrap();
+    let uts = set.get(NsKind::Uts).unwrap();
+    // A directory that does not exist: creating the file fails.
+    let missing = dir.path().join("no/such/dir/uts");
+    match uts.persist(&missing) {
+        Err(err @ Error::Io { .. }) => {
+            assert_eq!(err.ns_kind(), Some(NsKind::Uts), "{err}");
+            assert_eq!(err.errno(), Some(Errno::ENOENT), "{err}");
+            assert_eq!(err.path(), Some(missing.as_path()));
+            assert!(err.to_string().contains("a uts namespace"), "{err}");
+        }
+        other => panic!("expected Io, got {other:?}"),
+    }
+    match Namespace::unpersist(&missing, NsKind::Ipc) {
+        Err(Error::NotFound { kind, errno, .. }) => {
+            assert_eq!((kind, errno), (NsKind::Ipc, Errno::ENOENT));
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[test]
+fn unpersist_never_unmounts_what_is_not_a_namespace_of_the_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = NsSet::unshare(NsKind::Uts).unwrap();
+    let uts = set.get(NsKind::Uts).unwrap();
+    let kept = dir.path().join("uts");
+    uts.persist(&kept).unwrap();
+    // Also when this test fails: nothing stays mounted.
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(kept.clone());
+    // A uts namespace is not unpersisted as a net namespace: refused, and
+    // still kept (the file is still the namespace, by its inode).
+    match Namespace::unpersist(&kept, NsKind::Net) {
+        Err(Error::WrongKind {
+            expected, found, ..
+        }) => {
+            assert_eq!((expected, found), (NsKind::Net, NsKind::Uts));
+        }
+        other => panic!("expected WrongKind, got {other:?}"),
+    }
+    assert_eq!(path_ino(&kept), uts.id().ino());
+    assert!(mounted(&kept.display().to_string()));
+    // A file with content is not a namespace, nor a leftover of one.
+    let file = dir.path().join("data");
+    std::fs::write(&file, "keep me").unwrap();
+    assert!(matches!(
+        Namespace::unpersist(&file, NsKind::Uts),
+        Err(Error::NotANamespace {
+            kind: NsKind::Uts,
+            ..
+        })
+    ));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    // An empty file whose bind mount is gone (as persist leaves it when
+    // the mount was undone by hand) is only removed.
+    let stale = dir.path().join("stale");
+    std::fs::write(&stale, "").unwrap();
+    Namespace::unpersist(&stale, NsKind::Uts).unwrap();
+    assert!(!stale.exists());
+    // The right kind: unmounted and removed.
+    Namespace::unpersist(&kept, NsKind::Uts).unwrap();
+    assert!(!mounted(&kept.display().to_string()));
+    assert!(!kept.exists());
 }
 
 #[test]
@@ -173,7 +250,7 @@ fn a_name_that_cannot_be_opened_once_made_is_removed_again() {
             path: Some(p),
             ..
         }) => {
-            assert_eq!(errno, nix::errno::Errno::EMFILE);
+            assert_eq!(errno, nsguard::Errno::EMFILE);
             assert_eq!(p, std::path::Path::new(&path));
         }
         other => panic!("expected Io(EMFILE), got {other:?}"),

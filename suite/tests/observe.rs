@@ -9,7 +9,7 @@ use nsguard::{Namespace, NsKind, NsSet};
 use support::{drop_cap_sys_admin_on_this_thread, TempNs};
 
 fn net_set(temp: &TempNs) -> NsSet {
-    NsSet::from(Namespace::open(NsKind::Net, temp.path()).unwrap())
+    NsSet::from(Namespace::open(temp.path(), NsKind::Net).unwrap())
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn the_pool_hands_out_distinct_ready_sets_and_refills() {
     assert!(
         pool.wait_full(Duration::from_secs(20)),
         "filled: {}",
-        pool.ready()
+        pool.ready_count()
     );
     let sets: Vec<NsSet> = (0..5).map(|_| pool.get().unwrap()).collect();
     let ids: HashSet<u64> = sets
@@ -62,19 +62,37 @@ fn the_pool_hands_out_distinct_ready_sets_and_refills() {
     assert!(
         pool.wait_full(Duration::from_secs(20)),
         "refilled: {}",
-        pool.ready()
+        pool.ready_count()
     );
 }
 
 #[test]
-fn a_failing_hook_is_reported_to_the_caller() {
+fn a_failing_hook_is_reported_to_the_caller_with_its_error() {
+    #[derive(Debug, PartialEq)]
+    struct NoLuck(u8);
+    impl std::fmt::Display for NoLuck {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "no luck {}", self.0)
+        }
+    }
+    impl std::error::Error for NoLuck {}
+
     let pool = Pool::builder(NsKind::Uts)
         .size(0)
-        .setup(|| Err("no luck".into()))
+        .setup(|| Err(Box::new(NoLuck(7))))
         .build()
         .unwrap();
     match pool.get() {
-        Err(Error::Setup { reason, .. }) => assert_eq!(reason, "no luck"),
+        Err(err @ Error::Setup { .. }) => {
+            assert_eq!(err.to_string(), "the pool's setup hook returned an error");
+            // The hook's own error, as it was, not its text.
+            let source = std::error::Error::source(&err).expect("a source");
+            assert_eq!(source.downcast_ref::<NoLuck>(), Some(&NoLuck(7)));
+            // Clones share it.
+            let copy = err.clone();
+            let copied = std::error::Error::source(&copy).expect("a source");
+            assert!(std::ptr::addr_eq(source, copied));
+        }
         other => panic!("expected Setup, got {other:?}"),
     }
 }
@@ -190,7 +208,10 @@ fn a_failing_refill_backs_off_and_keeps_its_error() {
         );
     }
     assert!(
-        matches!(pool.last_error(), Some(Error::Setup { reason, .. }) if reason == "not today"),
+        matches!(
+            pool.last_error(),
+            Some(Error::Setup { source: Some(e), .. }) if e.to_string() == "not today"
+        ),
         "{:?}",
         pool.last_error()
     );

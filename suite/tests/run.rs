@@ -12,7 +12,7 @@ use support::signals::{await_exits, notify_on_exit, Latch, PATIENCE};
 use support::{main_thread_ino, thread_ino, ChildGuard, TempNs};
 
 fn open(temp: &TempNs) -> Namespace {
-    Namespace::open(temp.kind(), temp.path()).unwrap()
+    Namespace::open(temp.path(), temp.kind()).unwrap()
 }
 
 fn tid() -> i32 {
@@ -282,7 +282,7 @@ fn user_and_time_are_refused_without_running_the_body() {
         let mut ran = false;
         match set.run(|| ran = true) {
             Err(err @ Error::UnsupportedOnThread { .. }) => {
-                assert_eq!(err.kind(), Some(kind));
+                assert_eq!(err.ns_kind(), Some(kind));
                 assert!(err.to_string().contains("spawn a process"), "{err}");
             }
             other => panic!("{kind}: expected UnsupportedOnThread, got {other:?}"),

@@ -32,8 +32,8 @@ fn callers_never_leave_the_host_namespaces() {
         .iter()
         .map(|(n, u)| {
             NsSet::new()
-                .with(Namespace::open(NsKind::Net, n.path()).unwrap())
-                .with(Namespace::open(NsKind::Uts, u.path()).unwrap())
+                .with(Namespace::open(n.path(), NsKind::Net).unwrap())
+                .with(Namespace::open(u.path(), NsKind::Uts).unwrap())
         })
         .collect();
     let stop = AtomicBool::new(false);

@@ -11,7 +11,7 @@ use support::TempNs;
 /// The set of `temp`, with its loopback up (a new network namespace has
 /// `lo` down).
 fn net_set(temp: &TempNs) -> NsSet {
-    let set = NsSet::from(Namespace::open(NsKind::Net, temp.path()).unwrap());
+    let set = NsSet::from(Namespace::open(temp.path(), NsKind::Net).unwrap());
     let status = std::process::Command::new("ip")
         .args(["link", "set", "lo", "up"])
         .spawn_in(&set)

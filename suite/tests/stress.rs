@@ -101,9 +101,9 @@ fn thousands_of_mixed_calls_never_leave_a_thread_in_the_wrong_namespace() {
         let sets: Vec<(NsSet, u64, u64)> = temps
             .iter()
             .map(|(net, uts)| {
-                let mut set = NsSet::from(Namespace::open(NsKind::Net, net.path()).unwrap());
+                let mut set = NsSet::from(Namespace::open(net.path(), NsKind::Net).unwrap());
                 if let Some(uts) = uts {
-                    set.insert(Namespace::open(NsKind::Uts, uts.path()).unwrap());
+                    set.insert(Namespace::open(uts.path(), NsKind::Uts).unwrap());
                 }
                 (set, net.ino(), uts.as_ref().map_or(host_uts, TempNs::ino))
             })

@@ -37,13 +37,13 @@ use pool::{Config, Shared};
 /// namespaces it is in. A call goes to an idle worker already in the target
 /// namespaces (no `setns` at all); else to an idle worker that switches
 /// straight there (one `setns` per kind that differs); else to a new worker,
-/// up to [`max_workers`](Builder::max_workers); else it waits. Workers idle
-/// for [`idle_timeout`](Builder::idle_timeout) exit. Handing a call over
+/// up to [`max_workers`](ExecutorBuilder::max_workers); else it waits. Workers idle
+/// for [`idle_timeout`](ExecutorBuilder::idle_timeout) exit. Handing a call over
 /// spins for a short while before parking, which keeps a warm call in the
 /// sub-microsecond range; an idle executor uses no CPU.
 ///
 /// Kinds that a call's set does not name are those of the executor's *home*:
-/// the namespaces of the thread that built it ([`Builder::home`] to choose),
+/// the namespaces of the thread that built it ([`ExecutorBuilder::home`] to choose),
 /// or for the [global](Executor::global) executor, those of the process's
 /// main thread.
 ///
@@ -59,6 +59,24 @@ use pool::{Config, Shared};
 ///
 /// Cloning an `Executor` gives another handle to the same pool; the pool
 /// shuts down when the last handle is dropped (busy workers finish first).
+///
+/// # Examples
+///
+/// ```
+/// use nsguard::{Executor, Namespace, NsKind, NsSet};
+///
+/// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
+/// let executor = Executor::builder().max_workers(2).build()?;
+/// let sandbox = NsSet::unshare(NsKind::Net)?;
+/// let here = Namespace::current(NsKind::Net)?;
+/// // On a worker inside `sandbox`: it sees the sandbox's network namespace.
+/// let seen = executor.run(&sandbox, || Namespace::current(NsKind::Net).map(|ns| ns.id()))??;
+/// assert_eq!(Some(seen), sandbox.get(NsKind::Net).map(Namespace::id));
+/// // The calling thread never moved.
+/// assert_eq!(Namespace::current(NsKind::Net)?, here);
+/// assert_eq!(executor.stats().calls, 1);
+/// # Ok::<(), nsguard::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Executor {
     handle: Arc<Handle>,
@@ -80,16 +98,35 @@ impl Drop for Handle {
 }
 
 /// Builds an [`Executor`] with its own settings: see [`Executor::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use nsguard::{Executor, NsKind, NsSet};
+///
+/// let executor = Executor::builder()
+///     .max_workers(4)
+///     .idle_timeout(Duration::from_secs(30))
+///     .spin(Duration::ZERO) // park at once: saves CPU, costs latency
+///     .check_after_call(true)
+///     .home(NsSet::current(NsKind::Net | NsKind::Uts)?)
+///     .build()?;
+/// assert_eq!(executor.workers(), 0); // workers start on the first calls
+/// executor.run(&NsSet::new(), || ())?;
+/// assert_eq!(executor.workers(), 1);
+/// # Ok::<(), nsguard::Error>(())
+/// ```
 #[derive(Debug)]
-pub struct Builder {
+pub struct ExecutorBuilder {
     config: Config,
     home: Option<NsSet>,
 }
 
-impl Default for Builder {
-    fn default() -> Builder {
+impl Default for ExecutorBuilder {
+    fn default() -> ExecutorBuilder {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Builder {
+        ExecutorBuilder {
             config: Config {
                 max_workers: (4 * cores).max(8),
                 idle_timeout: Duration::from_secs(10),
@@ -102,10 +139,10 @@ impl Default for Builder {
     }
 }
 
-/// The longest spin budget [`Builder::spin`] accepts.
+/// The longest spin budget [`ExecutorBuilder::spin`] accepts.
 const MAX_SPIN: Duration = Duration::from_secs(1);
 
-impl Builder {
+impl ExecutorBuilder {
     /// The most worker threads the executor keeps (default: 4 per core, at
     /// least 8); zero is refused by [`build`](Self::build).
     ///
@@ -125,7 +162,7 @@ impl Builder {
     /// [`run_async`](Executor::run_async) calls never exceed the cap: they
     /// wait in a queue without blocking anyone.
     #[must_use]
-    pub fn max_workers(mut self, n: usize) -> Builder {
+    pub fn max_workers(mut self, n: usize) -> ExecutorBuilder {
         self.config.max_workers = n;
         self
     }
@@ -134,7 +171,7 @@ impl Builder {
     /// (default: 10 s). [`Duration::MAX`] (or any duration too large to
     /// add to the current time) means never.
     #[must_use]
-    pub fn idle_timeout(mut self, timeout: Duration) -> Builder {
+    pub fn idle_timeout(mut self, timeout: Duration) -> ExecutorBuilder {
         self.config.idle_timeout = timeout;
         self
     }
@@ -145,7 +182,7 @@ impl Builder {
     /// [`Duration::MAX`] turns this off: calls that wait for each other
     /// through threads of their own then deadlock at the cap.
     #[must_use]
-    pub fn overflow_after(mut self, wait: Duration) -> Builder {
+    pub fn overflow_after(mut self, wait: Duration) -> ExecutorBuilder {
         self.config.overflow_after = wait;
         self
     }
@@ -155,7 +192,7 @@ impl Builder {
     /// see [`build`](Self::build)). Spinning turns a ~50 µs wake-up into a
     /// sub-microsecond handoff; zero parks at once and saves CPU.
     #[must_use]
-    pub fn spin(mut self, budget: Duration) -> Builder {
+    pub fn spin(mut self, budget: Duration) -> ExecutorBuilder {
         self.config.spin = budget;
         self
     }
@@ -183,7 +220,7 @@ impl Builder {
     /// that costs nothing; but a worker whose body changed its state would
     /// then serve later calls that way.
     #[must_use]
-    pub fn check_after_call(mut self, check: bool) -> Builder {
+    pub fn check_after_call(mut self, check: bool) -> ExecutorBuilder {
         self.config.check_after_call = check;
         self
     }
@@ -197,7 +234,7 @@ impl Builder {
     /// net, uts, ipc and cgroup; mnt, pid, time and user only if they are
     /// the process's own (no switch needed). See [`build`](Self::build).
     #[must_use]
-    pub fn home(mut self, home: NsSet) -> Builder {
+    pub fn home(mut self, home: NsSet) -> ExecutorBuilder {
         self.home = Some(home);
         self
     }
@@ -215,6 +252,15 @@ impl Builder {
     /// - errors opening the home namespaces, and [`Error::Thread`] or
     ///   [`Error::Worker`] if nsguard's origin thread cannot start (see
     ///   [`Executor::global`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nsguard::{Error, Executor};
+    ///
+    /// let err = Executor::builder().max_workers(0).build().unwrap_err();
+    /// assert!(matches!(err, Error::InvalidConfig { setting: "max_workers", .. }));
+    /// ```
     pub fn build(self) -> Result<Executor> {
         let config = self.config;
         if config.max_workers == 0 {
@@ -295,8 +341,8 @@ impl Executor {
     ///     .build()?;
     /// # Ok::<(), nsguard::Error>(())
     /// ```
-    pub fn builder() -> Builder {
-        Builder::default()
+    pub fn builder() -> ExecutorBuilder {
+        ExecutorBuilder::default()
     }
 
     /// The process-wide executor that [`NsSet::run`] and `#[in_namespace]`
@@ -306,7 +352,7 @@ impl Executor {
     /// thread that first uses it: nsguard's threads are all started by one
     /// *origin* thread per process, started by the first nsguard call that
     /// can need workers or switch a thread ([`NsSet::enter`],
-    /// [`Builder::build`], this function). The origin settles in the main
+    /// [`ExecutorBuilder::build`], this function). The origin settles in the main
     /// thread's namespaces (nothing is switched by nsguard before it
     /// exists), and checks that it shares the process's root and cwd and
     /// has the main thread's credentials and capabilities. So workers never
@@ -419,8 +465,8 @@ impl Executor {
     }
 
     /// How many workers were started beyond
-    /// [`max_workers`](Builder::max_workers) because callers waited at the
-    /// cap while no call finished (see [`Builder::overflow_after`]).
+    /// [`max_workers`](ExecutorBuilder::max_workers) because callers waited at the
+    /// cap while no call finished (see [`ExecutorBuilder::overflow_after`]).
     pub fn overflowed_workers(&self) -> u64 {
         self.handle.shared.counts().2
     }

@@ -198,7 +198,7 @@ impl MainThread {
     /// `None` if it cannot be read (the main thread has exited).
     fn read() -> Option<MainThread> {
         let pid = i32::try_from(std::process::id()).ok()?;
-        let proc = ProcDir::open(pid, NsKind::Net).ok()?;
+        let proc = ProcDir::open(std::process::id(), NsKind::Net).ok()?;
         let home = HOME_KINDS
             .into_iter()
             .map(|kind| proc.namespace_file(kind, kind.thread_proc_name()))

@@ -17,7 +17,7 @@ use crate::executor::worker;
 use crate::kind::{NsKind, NsKinds};
 use crate::set::NsSet;
 
-/// How an executor behaves; see [`Builder`](super::Builder).
+/// How an executor behaves; see [`ExecutorBuilder`](super::ExecutorBuilder).
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) max_workers: usize,

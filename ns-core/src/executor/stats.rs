@@ -19,7 +19,7 @@ pub struct Stats {
     /// Blocking calls that found every worker busy at the cap and waited.
     pub waits_at_cap: u64,
     /// Workers started beyond the cap (see
-    /// [`Builder::overflow_after`](crate::Builder::overflow_after)).
+    /// [`ExecutorBuilder::overflow_after`](crate::ExecutorBuilder::overflow_after)).
     pub overflowed: u64,
     /// Workers sent home because the program dropped its last handle to a
     /// namespace they were in (idle ones at once, busy ones after their

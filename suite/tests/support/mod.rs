@@ -298,8 +298,8 @@ impl ChildGuard {
         }
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
     }
 
     /// Kills and reaps the child now; its pid is then dead.
