@@ -15,7 +15,9 @@ use crate::validate::{Config, Return};
 ///     let __target = Target::from_set(set).with(&NsArg::ns_for(&(net_expr), NsKind::Net)?)...;
 ///     match __private::run(&__target, move || -> Result<T, E> { body }) {
 ///         Ok(value) => value,
-///         Err(err) => Err(From::from(err)),
+///         // `Err(E::from(err))`; the type checker makes sure that the
+///         // return type is a `Result` whose `E: From<nsguard::Error>`.
+///         Err(err) => __private::into_error(err),
 ///     }
 /// }
 /// ```
@@ -113,7 +115,7 @@ pub(crate) fn expand(item: ItemFn, config: Config, ret: Return) -> TokenStream {
             };
             match #outcome {
                 ::core::result::Result::Ok(#value) => #value,
-                ::core::result::Result::Err(#err) => ::core::result::Result::Err(#convert),
+                ::core::result::Result::Err(#err) => #convert,
             }
         }
     }

@@ -49,8 +49,10 @@ use quote::ToTokens;
 /// # The function
 ///
 /// It must return `Result<T, E>` with `E: From<nsguard::Error>`
-/// (`std::io::Result<T>` and `anyhow::Result<T>` work): opening or entering
-/// a namespace can fail, and that error is returned. Its arguments are moved
+/// (`std::io::Result<T>`, `anyhow::Result<T>` and aliases of `Result` such
+/// as `type AppResult<T> = Result<T, AppError>` work: the type checker
+/// decides, not how the type is spelled): opening or entering a namespace
+/// can fail, and that error is returned. Its arguments are moved
 /// into the body, which runs on another thread, so they must be `Send`
 /// (references to `Sync` data are), and so must `T` and `E`. Methods
 /// (`&self`, `&mut self`), generics, `impl Trait` arguments and `unsafe fn`
@@ -78,7 +80,7 @@ use quote::ToTokens;
 /// # use std::path::Path;
 /// fn hostname_in(netns: &Path, uts: &nsguard::Namespace) -> std::io::Result<String> {
 ///     let set = nsguard::NsSet::new()
-///         .with(nsguard::Namespace::open(nsguard::NsKind::Net, netns)?)
+///         .with(nsguard::Namespace::open(netns, nsguard::NsKind::Net)?)
 ///         .with(uts.try_clone()?);
 ///     set.run(move || -> std::io::Result<String> {
 ///         Ok(nix::unistd::gethostname()?.to_string_lossy().into_owned())

@@ -163,19 +163,10 @@ pub(crate) fn function(item: &ItemFn, errors: &mut Errors) -> Option<Return> {
             return None;
         }
     };
-    if !is_result(ty) {
-        errors.error(
-            ty.span(),
-            format!(
-                "an #[in_namespace] fn must return `Result<T, E>` with `E: From<nsguard::Error>` \
-                 (`std::io::Result<T>` and `anyhow::Result<T>` work), so that namespace errors can \
-                 be returned; found `{}`: write `Result<{}, E>`",
-                ty.to_token_stream(),
-                ty.to_token_stream()
-            ),
-        );
-        return None;
-    }
+    // Whether `ty` is a `Result` (under any name: an alias works) whose
+    // error type converts from nsguard's is left to the type checker: the
+    // expansion needs `ty: __private::ReturnsResult`, whose message says
+    // what to write.
     let has_impl = ty
         .to_token_stream()
         .into_iter()
@@ -185,17 +176,4 @@ pub(crate) fn function(item: &ItemFn, errors: &mut Errors) -> Option<Return> {
         span: ty.span(),
         is_async: sig.asyncness.is_some(),
     })
-}
-
-/// Whether `ty` is written as a `Result`: `Result<..>`, `io::Result<..>`,
-/// `anyhow::Result<..>`…
-fn is_result(ty: &Type) -> bool {
-    match ty {
-        Type::Path(p) if p.qself.is_none() => {
-            p.path.segments.last().is_some_and(|s| s.ident == "Result")
-        }
-        Type::Group(g) => is_result(&g.elem),
-        Type::Paren(p) => is_result(&p.elem),
-        _ => false,
-    }
 }

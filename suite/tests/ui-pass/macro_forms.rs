@@ -32,6 +32,32 @@ fn owned_set_and_override(owned_set: NsSet) -> std::io::Result<()> {
     Ok(())
 }
 
+/// An alias of `Result`, with an error type of the application's: the type
+/// checker accepts it, whatever it is called.
+#[derive(Debug)]
+pub struct AppError(nsguard::Error);
+
+impl From<nsguard::Error> for AppError {
+    fn from(err: nsguard::Error) -> AppError {
+        AppError(err)
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[in_namespace(net = "/run/netns/blue")]
+fn alias_of_result() -> AppResult<()> {
+    Ok(())
+}
+
+/// An alias with both parameters fixed, and an async body.
+type Hostname = Result<String, AppError>;
+
+#[in_namespace(net = path)]
+async fn async_alias(path: &Path) -> Hostname {
+    Ok(String::new())
+}
+
 /// Returns an iterator: the closure cannot name `impl Trait`.
 #[in_namespace(net = "/run/netns/blue")]
 fn returns_impl() -> std::io::Result<impl Iterator<Item = u8>> {
