@@ -879,7 +879,16 @@ fn main() {
         "resources,idle CPU over 3 s,{:.3},ms,,",
         idle_cpu.as_secs_f64() * 1000.0
     );
-    let target_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    // The workspace's target directory: the first ancestor of this package
+    // with a Cargo.lock holds it.
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .unwrap_or(manifest);
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     let picture = svg(
         &plot,
         "empty body in another netns: time per call, one run on this machine",
