@@ -76,7 +76,7 @@ pub struct NsGuard {
     /// 1 for the outermost live guard of the thread, then 2, 3…
     level: usize,
     /// The namespaces the thread left, oldest first.
-    restore: Vec<Namespace>,
+    restore: Vec<WayBack>,
     /// The kinds this guard switched.
     switched: NsKinds,
     /// False once [`NsGuard::restore`] has run.
@@ -86,37 +86,72 @@ pub struct NsGuard {
 }
 
 /// [`NsSet::enter`].
+/// How a guard gets back to a namespace it left.
+enum WayBack {
+    /// The process's own namespace of its kind, whose handle the origin
+    /// thread holds for the life of the process: nothing to open or close.
+    Home(&'static Namespace),
+    /// A handle opened when the guard was made (the thread was elsewhere).
+    Opened(Namespace),
+}
+
+impl WayBack {
+    fn ns(&self) -> &Namespace {
+        match self {
+            WayBack::Home(ns) => ns,
+            WayBack::Opened(ns) => ns,
+        }
+    }
+}
+
 pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
     thread_state::check()?;
     // nsguard's threads must be able to start from a thread no guard has
     // switched: start them before the first switch of the process. (An
     // error here is not this call's: the origin is retried on later use.)
-    let _ = crate::executor::origin::get();
-    // Every way back is opened before the thread leaves anything, and
-    // every refusal is made before then too.
-    let mut plan = Vec::with_capacity(set.len());
+    let origin = crate::executor::origin::get().ok();
+    // Every way back is found before the thread leaves anything, and every
+    // refusal is made before then too. Where the thread is comes from one
+    // read of its link per kind; a thread found in the process's own
+    // namespace (the usual case) goes back through the origin's handle of
+    // it, which nothing can close while the process lives, so its inode
+    // number alone names it exactly.
+    let mut plan: Vec<(&Namespace, WayBack)> = Vec::with_capacity(set.len());
     for kind in SETNS_ORDER {
-        if let Some(target) = set.get(kind) {
-            let here = Namespace::current_unchecked(kind)?;
-            if here.id() != target.id() {
-                // A kind the thread is already in needs no switch, so only
-                // a real switch of a kind a thread cannot make is refused.
-                if let Some((reason, instead)) = kind.thread_refusal() {
-                    return Err(Error::UnsupportedOnThread {
-                        kind,
-                        reason,
-                        instead,
-                    });
-                }
+        let Some(target) = set.get(kind) else {
+            continue;
+        };
+        let here = thread_state::current_ino(kind)?;
+        if here == target.id().ino() {
+            // A kind the thread is already in needs no switch, so only a
+            // real switch of a kind a thread cannot make is refused.
+            continue;
+        }
+        if let Some((reason, instead)) = kind.thread_refusal() {
+            return Err(Error::UnsupportedOnThread {
+                kind,
+                reason,
+                instead,
+            });
+        }
+        let home = origin
+            .filter(|o| o.returnable.contains(kind))
+            .and_then(|o| o.home.get(kind))
+            .filter(|ns| ns.id().ino() == here);
+        let way_back = match home {
+            Some(ns) => WayBack::Home(ns),
+            None => {
+                let here = Namespace::current_unchecked(kind)?;
                 if !crate::reach::can_return_to(&here)? {
                     return Err(Error::NoWayBack {
                         target: target.id(),
                         here: here.id(),
                     });
                 }
-                plan.push((target, here));
+                WayBack::Opened(here)
             }
-        }
+        };
+        plan.push((target, way_back));
     }
     let mut restore = Vec::with_capacity(plan.len());
     let mut switched = NsKinds::EMPTY;
@@ -143,12 +178,11 @@ pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
     })
 }
 
-/// Switches back to each namespace of `restore`, newest first. Tries every
-/// one even after a failure; returns the first failure.
-fn switch_back(restore: &mut Vec<Namespace>) -> Result<()> {
+fn switch_back(restore: &mut Vec<WayBack>) -> Result<()> {
     let mut result = Ok(());
-    while let Some(ns) = restore.pop() {
-        if let Err(errno) = sys::setns(&ns, ns.kind()) {
+    while let Some(way_back) = restore.pop() {
+        let ns = way_back.ns();
+        if let Err(errno) = sys::setns(ns, ns.kind()) {
             if result.is_ok() {
                 result = Err(Error::Restore { ns: ns.id(), errno });
             }
@@ -251,7 +285,7 @@ impl fmt::Debug for NsGuard {
             .field("switched", &self.switched)
             .field(
                 "restores",
-                &self.restore.iter().map(Namespace::id).collect::<Vec<_>>(),
+                &self.restore.iter().map(|w| w.ns().id()).collect::<Vec<_>>(),
             )
             .finish()
     }

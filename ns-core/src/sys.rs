@@ -630,7 +630,18 @@ fn close_below(keep: &[i32], limit: u32) -> Result<(), NixErrno> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_fd;
+    use super::{parse_fd, parse_link_ino};
+
+    #[test]
+    fn namespace_link_texts_parse() {
+        assert_eq!(parse_link_ino(b"net:[4026531833]"), Some(4026531833));
+        assert_eq!(parse_link_ino(b"pid_for_children:[1]"), Some(1));
+        assert_eq!(parse_link_ino(b"net:[]"), None);
+        assert_eq!(parse_link_ino(b"net:[12"), None);
+        assert_eq!(parse_link_ino(b"net:[1x2]"), None);
+        assert_eq!(parse_link_ino(b"net:[99999999999999999999999]"), None);
+        assert_eq!(parse_link_ino(b"/run/netns/blue"), None);
+    }
 
     #[test]
     fn fd_names_parse() {
@@ -661,21 +672,62 @@ pub(crate) fn ns_get_parent(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-/// The inode number in the target of the `/proc/*/ns/*` link `name` in
-/// `dir`, which reads like `net:[4026531833]`.
-pub(crate) fn link_ino_at(dir: BorrowedFd<'_>, name: &str) -> Result<u64, Errno> {
-    let target = nix::fcntl::readlinkat(dir, name).map_err(Errno::from_nix)?;
-    let text = target.to_str().ok_or(Errno::EINVAL)?;
-    text.rsplit_once(":[")
-        .and_then(|(_, rest)| rest.strip_suffix(']'))
-        .and_then(|ino| ino.parse().ok())
-        .ok_or(Errno::EINVAL)
+/// `openat(2)` the link `name` in `dir` itself (`O_PATH|O_NOFOLLOW`), to
+/// read it again and again with [`link_ino`].
+pub(crate) fn open_link_at(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, Errno> {
+    nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(Errno::from_nix)
 }
 
-/// The whole content of a (proc) file from offset 0, with `pread`: a
-/// `/proc` file kept open is generated anew by each read at offset 0.
-pub(crate) fn pread_all(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
-    let mut buf = vec![0u8; 4096];
+/// The inode number in the target of the `/proc/*/ns/*` link that `link`
+/// (from [`open_link_at`]) is: `readlinkat(link, "")` into a buffer on the
+/// stack. Reading the link through its own fd skips the name lookup that
+/// `readlinkat(dir, name)` pays (about 0.4 us of its 2 us here); the rest
+/// is the kernel's readlink of a namespace link.
+pub(crate) fn link_ino(link: BorrowedFd<'_>) -> Result<u64, Errno> {
+    let mut buf = [0u8; 64];
+    // SAFETY: the path is a valid NUL-terminated string and `buf` is valid
+    // for writes of `buf.len()` bytes; the kernel writes at most that many
+    // and returns how many it wrote, or -1.
+    let n = unsafe {
+        libc::readlinkat(
+            link.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let len = usize::try_from(n).map_err(|_| Errno::last())?;
+    parse_link_ino(&buf[..len]).ok_or(Errno::EINVAL)
+}
+
+/// The inode number in a namespace link's text, `net:[4026531833]`.
+fn parse_link_ino(text: &[u8]) -> Option<u64> {
+    let open = text.iter().position(|b| *b == b'[')?;
+    let digits = text.get(open + 1..)?.strip_suffix(b"]")?;
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, b| {
+        let digit = u64::from(b.checked_sub(b'0').filter(|d| *d < 10)?);
+        acc.checked_mul(10)?.checked_add(digit)
+    })
+}
+
+/// The whole content of a (proc) file from offset 0, with `pread`, into
+/// `buf` (its capacity is kept from call to call): a `/proc` file kept open
+/// is generated anew by each read at offset 0. A read that leaves room in
+/// the buffer has read it all (a seq_file hands over all it generated);
+/// only a full buffer needs another read.
+pub(crate) fn pread_into(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<(), Errno> {
+    let size = buf.capacity().max(4096);
+    buf.clear();
+    buf.resize(size, 0);
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -684,13 +736,18 @@ pub(crate) fn pread_all(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
         let offset = libc::off_t::try_from(len).map_err(|_| Errno::EOVERFLOW)?;
         match nix::sys::uio::pread(fd, &mut buf[len..], offset) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
             Err(NixErrno::EINTR) => continue,
             Err(errno) => return Err(Errno::from_nix(errno)),
         }
     }
     buf.truncate(len);
-    Ok(buf)
+    Ok(())
 }
 
 /// `(st_dev, st_ino)` of what `name` in `dir` refers to, following links

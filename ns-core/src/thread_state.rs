@@ -1,7 +1,7 @@
 //! Per-thread state: poisoning, and the depth of live guards.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -117,4 +117,77 @@ pub(crate) fn ns_dir(kind: NsKind) -> Result<Rc<OwnedFd>> {
     let fd = Rc::new(fd);
     let _ = NS_DIR.try_with(|c| *c.borrow_mut() = Some((tid, Rc::clone(&fd))));
     Ok(fd)
+}
+
+thread_local! {
+    /// This thread's `/proc/thread-self/ns/<kind>` links themselves, opened
+    /// `O_PATH|O_NOFOLLOW` on first use, with the tid they were opened on
+    /// (as for [`NS_DIR`]).
+    static LINKS: RefCell<(libc::pid_t, [Option<OwnedFd>; NsKind::COUNT])> =
+        const { RefCell::new((0, [const { None }; NsKind::COUNT])) };
+}
+
+/// The inode number of the calling thread's namespace of `kind` (for pid
+/// and time: the one its children get), read from the link, through an fd
+/// of the link kept open per thread: one `readlinkat` with an empty path.
+///
+/// The number alone is exact for a namespace that is alive (the thread is
+/// in it): live namespaces never share an inode of the one nsfs.
+pub(crate) fn current_ino(kind: NsKind) -> Result<u64> {
+    let mut ino = 0;
+    each_current_ino([kind], |_, found| {
+        ino = found;
+        true
+    })?;
+    Ok(ino)
+}
+
+/// Reads the calling thread's namespace of each of `kinds` as
+/// [`current_ino`] does, and hands it to `each` until that returns `false`;
+/// returns whether every call returned `true`.
+pub(crate) fn each_current_ino(
+    kinds: impl IntoIterator<Item = NsKind>,
+    mut each: impl FnMut(NsKind, u64) -> bool,
+) -> Result<bool> {
+    let error = |kind: NsKind, errno| Error::Io {
+        op: "reading",
+        kind,
+        path: Some(Path::new(THREAD_NS_DIR).join(kind.thread_proc_name())),
+        errno,
+    };
+    // Once per batch: a child forked from this thread inherits the fds of
+    // the parent's links, which would read the parent thread.
+    let tid = nix::unistd::gettid().as_raw();
+    let read_all = |links: &mut (libc::pid_t, [Option<OwnedFd>; NsKind::COUNT])| {
+        if links.0 != tid {
+            *links = (tid, [const { None }; NsKind::COUNT]);
+        }
+        for kind in kinds {
+            let slot = &mut links.1[kind.index()];
+            let link = match slot {
+                Some(link) => link,
+                None => {
+                    let dir = ns_dir(kind)?;
+                    let link = sys::open_link_at(dir.as_fd(), kind.thread_proc_name())
+                        .map_err(|errno| error(kind, errno))?;
+                    slot.insert(link)
+                }
+            };
+            let ino = sys::link_ino(link.as_fd()).map_err(|errno| error(kind, errno))?;
+            if !each(kind, ino) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let mut job = Some(read_all);
+    let kept = LINKS.try_with(|links| job.take().map(|read| read(&mut links.borrow_mut())));
+    match (kept, job) {
+        (Ok(Some(result)), _) => result,
+        // The thread is exiting: read through fds of its own instead.
+        (_, Some(read)) => read(&mut (tid, [const { None }; NsKind::COUNT])),
+        (_, None) => Err(Error::Worker {
+            reason: "the thread's namespace links could not be read".into(),
+        }),
+    }
 }

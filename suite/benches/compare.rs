@@ -1,16 +1,22 @@
 //! One run, one table: the per-call cost of every strategy for running an
 //! empty body in another network namespace, with ratios to the raw setns
-//! pair, plus throughput with 8 concurrent callers, the CPU an idle
+//! pair and the CPU each call costs the whole process; what a warm call
+//! and its post-call check are made of; the cost against the number of
+//! namespaces in use, for every strategy (also drawn as an SVG); what
+//! eviction costs; throughput with 8 concurrent callers; the CPU an idle
 //! executor uses, and memory and threads after touching 1000 namespaces.
 //! Needs CAP_SYS_ADMIN (run as root):
 //!
 //! ```text
-//! cargo bench --bench compare          # prints the table, writes target/nsguard-compare.csv
+//! cargo bench --bench compare   # prints the tables, writes target/nsguard-compare.{csv,svg}
+//! NSGUARD_BENCH_SVG=docs/compare.svg cargo bench --bench compare   # the README's plot
 //! ```
 //!
-//! Each figure is the median of 15 batches' mean per call, all measured in
+//! Each time is the median of 15 batches' mean per call, all measured in
 //! this one run, one strategy after the other (the machine is shared:
-//! compare ratios within a run, not figures across runs).
+//! compare ratios within a run, not figures across runs). CPU per call is
+//! the process's CPU time (user + system, all threads) over the same
+//! batches divided by the calls made.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -25,9 +31,19 @@ use nsguard::{in_namespace, CommandExt, Executor, Namespace, NsKind, NsSet};
 
 const BATCHES: usize = 15;
 
-/// Median over `BATCHES` batches of the mean time per call, in ns. The batch
-/// size is chosen so that a batch takes about `budget / BATCHES`.
-fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
+/// What a call costs: the median over `BATCHES` batches of the mean time
+/// per call, and the process's CPU time per call over those batches, in ns.
+#[derive(Clone, Copy, Debug)]
+struct Cost {
+    wall: f64,
+    cpu: f64,
+    /// CPU time per call of the measuring thread alone.
+    caller_cpu: f64,
+}
+
+/// Measures `f`. The batch size is chosen so that a batch takes about
+/// `budget / BATCHES`.
+fn measure(budget: Duration, mut f: impl FnMut()) -> Cost {
     // Calibrate.
     let start = Instant::now();
     let mut n = 0u64;
@@ -37,6 +53,7 @@ fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
     }
     let per_call = start.elapsed().as_secs_f64() / n as f64;
     let per_batch = ((budget.as_secs_f64() / BATCHES as f64) / per_call).max(1.0) as u64;
+    let (cpu0, thread0) = (cpu_time(), thread_cpu_time());
     let mut means: Vec<f64> = (0..BATCHES)
         .map(|_| {
             let t = Instant::now();
@@ -46,13 +63,22 @@ fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
             t.elapsed().as_nanos() as f64 / per_batch as f64
         })
         .collect();
+    let calls = (per_batch * BATCHES as u64) as f64;
+    let cpu = (cpu_time() - cpu0).as_nanos() as f64 / calls;
+    let caller_cpu = (thread_cpu_time() - thread0).as_nanos() as f64 / calls;
     means.sort_by(f64::total_cmp);
-    means[BATCHES / 2]
+    Cost {
+        wall: means[BATCHES / 2],
+        cpu,
+        caller_cpu,
+    }
 }
 
-/// Calls per second with `threads` callers each running `f` for `span`.
-fn throughput(threads: usize, span: Duration, f: impl Fn(usize) + Sync) -> f64 {
+/// Calls per second with `threads` callers each running `f` for `span`,
+/// and the process's CPU time per call in ns.
+fn throughput(threads: usize, span: Duration, f: impl Fn(usize) + Sync) -> (f64, f64) {
     let stop = AtomicBool::new(false);
+    let cpu0 = cpu_time();
     let total: u64 = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -71,7 +97,8 @@ fn throughput(threads: usize, span: Duration, f: impl Fn(usize) + Sync) -> f64 {
         stop.store(true, Ordering::Relaxed);
         handles.into_iter().map(|h| h.join().expect("caller")).sum()
     });
-    total as f64 / span.as_secs_f64()
+    let cpu = (cpu_time() - cpu0).as_nanos() as f64 / total.max(1) as f64;
+    (total as f64 / span.as_secs_f64(), cpu)
 }
 
 fn new_netns() -> Namespace {
@@ -147,27 +174,42 @@ impl Drop for Spinner {
 }
 
 struct Table {
-    rows: Vec<(String, f64)>,
+    rows: Vec<(String, Cost)>,
     base: f64,
 }
 
 impl Table {
-    fn add(&mut self, name: &str, ns: f64) {
+    fn add(&mut self, name: &str, cost: Cost) {
         println!(
-            "  {name:<58} {:>11.2} us {:>8.2}x",
-            ns / 1000.0,
-            ns / self.base
+            "  {name:<58} {:>9.2} us {:>7.2}x {:>9.2} us",
+            cost.wall / 1000.0,
+            cost.wall / self.base,
+            cost.cpu / 1000.0,
         );
-        self.rows.push((name.to_owned(), ns));
+        self.rows.push((name.to_owned(), cost));
     }
 }
 
+/// CPU time of a clock, as a `Duration`.
+fn clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The process's CPU time, user + system, all threads.
 fn cpu_time() -> Duration {
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
-        .expect("getrusage");
-    let tv =
-        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
-    tv(usage.user_time()) + tv(usage.system_time())
+    clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu_time() -> Duration {
+    clock(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 fn status_field(name: &str) -> String {
@@ -177,6 +219,137 @@ fn status_field(name: &str) -> String {
         .find(|l| l.starts_with(name))
         .map(|l| l[name.len()..].trim().to_owned())
         .unwrap_or_default()
+}
+
+/// The kinds a worker's post-call check reads the link of, as named in
+/// `/proc/thread-self/ns`.
+const CHECKED_LINKS: [&str; 7] = [
+    "net",
+    "uts",
+    "ipc",
+    "mnt",
+    "cgroup",
+    "pid_for_children",
+    "time_for_children",
+];
+
+/// One line of the plot: a strategy's cost per call against the number of
+/// namespaces it goes round.
+struct Series {
+    name: &'static str,
+    colour: &'static str,
+    points: Vec<(usize, f64)>,
+}
+
+/// A log-log plot of `series`, as an SVG document.
+fn svg(series: &[Series], title: &str) -> String {
+    let (w, h) = (760.0, 440.0);
+    let (left, right, top, bottom) = (70.0, 230.0, 40.0, 50.0);
+    let xs: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| (p.0 as f64).log10()))
+        .collect();
+    let ys: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| (p.1 / 1000.0).log10()))
+        .collect();
+    let (x0, x1) = (
+        xs.iter().copied().fold(f64::MAX, f64::min),
+        xs.iter().copied().fold(f64::MIN, f64::max),
+    );
+    let (y0, y1) = (
+        ys.iter().copied().fold(f64::MAX, f64::min).floor(),
+        ys.iter().copied().fold(f64::MIN, f64::max).ceil(),
+    );
+    let px = |x: f64| left + (x - x0) / (x1 - x0).max(1e-9) * (w - left - right);
+    let py = |y: f64| h - bottom - (y - y0) / (y1 - y0).max(1e-9) * (h - top - bottom);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{}" y="22" font-size="14" text-anchor="middle">{title}</text>
+"#,
+        (w - right + left) / 2.0
+    );
+    // Grid: decades of time, and each measured namespace count.
+    let mut decade = y0;
+    while decade <= y1 + 1e-9 {
+        let y = py(decade);
+        let label = 10f64.powf(decade);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{} µs</text>"##,
+            w - right,
+            left - 6.0,
+            y + 4.0,
+            if label < 1.0 {
+                format!("{label:.1}")
+            } else {
+                format!("{label:.0}")
+            }
+        );
+        decade += 1.0;
+    }
+    if let Some(first) = series.first() {
+        for (n, _) in &first.points {
+            let x = px((*n as f64).log10());
+            let _ = writeln!(
+                out,
+                r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#eee"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{n}</text>"##,
+                h - bottom,
+                h - bottom + 16.0
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">namespaces used in turn (log scale)</text>
+<text transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle">time per call (log scale)</text>"#,
+        (w - right + left) / 2.0,
+        h - 12.0,
+        (h - bottom + top) / 2.0
+    );
+    for (i, s) in series.iter().enumerate() {
+        let points: Vec<String> = s
+            .points
+            .iter()
+            .map(|(n, ns)| {
+                format!(
+                    "{:.1},{:.1}",
+                    px((*n as f64).log10()),
+                    py((ns / 1000.0).log10())
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{p}"/>"#,
+            c = s.colour,
+            p = points.join(" ")
+        );
+        for p in &points {
+            let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
+            let _ = writeln!(
+                out,
+                r#"<circle cx="{x}" cy="{y}" r="3" fill="{}"/>"#,
+                s.colour
+            );
+        }
+        let ly = top + 10.0 + i as f64 * 20.0;
+        let lx = w - right + 14.0;
+        let _ = writeln!(
+            out,
+            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+            lx + 20.0,
+            s.colour,
+            lx + 26.0,
+            ly + 4.0,
+            s.name
+        );
+    }
+    out.push_str("</svg>\n");
+    out
 }
 
 fn main() {
@@ -191,7 +364,10 @@ fn main() {
     let set = NsSet::from(target.try_clone().expect("dup"));
     let path = format!("/proc/{}/fd/{}", std::process::id(), target.as_raw_fd());
 
-    println!("empty body in another network namespace, median of {BATCHES} batches, one run:\n");
+    println!(
+        "empty body in another network namespace, median of {BATCHES} batches, one run:\n\n  {:<58} {:>12} {:>8} {:>12}",
+        "strategy", "time/call", "ratio", "CPU/call"
+    );
     let base = measure(budget, || {
         setns(&target, CloneFlags::CLONE_NEWNET).expect("setns");
         black_box(());
@@ -199,7 +375,7 @@ fn main() {
     });
     let mut t = Table {
         rows: Vec::new(),
-        base,
+        base: base.wall,
     };
     t.add("1 raw setns pair, fds open (the limit in place)", base);
     {
@@ -211,10 +387,8 @@ fn main() {
     }
     let global = Executor::global().expect("executor");
     global.run(&set, || ()).expect("warm up");
-    t.add(
-        "3 NsSet::run, warm",
-        measure(budget, || set.run(|| black_box(())).expect("run")),
-    );
+    let warm = measure(budget, || set.run(|| black_box(())).expect("run"));
+    t.add("3 NsSet::run, warm", warm);
     t.add(
         "3 #[in_namespace], warm",
         measure(budget, || empty_body(&target).expect("call")),
@@ -224,11 +398,12 @@ fn main() {
         .build()
         .expect("executor");
     unchecked.run(&set, || ()).expect("warm up");
+    let warm_unchecked = measure(budget, || {
+        unchecked.run(&set, || black_box(())).expect("run");
+    });
     t.add(
         "3 Executor::run, warm, check_after_call(false)",
-        measure(budget, || {
-            unchecked.run(&set, || black_box(())).expect("run");
-        }),
+        warm_unchecked,
     );
     let many: Vec<NsSet> = (0..1000).map(|_| NsSet::from(new_netns())).collect();
     for n in [1usize, 10, 100, 1000] {
@@ -319,6 +494,223 @@ fn main() {
         }),
     );
 
+    // What a warm call is made of. The caller's CPU is its own thread's;
+    // the rest of the process's CPU per call is the worker's: the handoff,
+    // the body and (checked) the post-call check, whose parts follow,
+    // measured here with the same system calls the check makes.
+    println!("\nwhat a warm call costs in CPU, per call:\n");
+    let mut parts: Vec<(String, f64)> = Vec::new();
+    let mut part = |name: &str, ns: f64| {
+        println!("  {name:<66} {:>9.2} us", ns / 1000.0);
+        parts.push((name.to_owned(), ns));
+    };
+    part("NsSet::run warm: the caller's thread", warm.caller_cpu);
+    part(
+        "NsSet::run warm: the worker (handoff, body, check)",
+        warm.cpu - warm.caller_cpu,
+    );
+    part(
+        "check_after_call(false) warm: the caller's thread",
+        warm_unchecked.caller_cpu,
+    );
+    part(
+        "check_after_call(false) warm: the worker (handoff, body)",
+        warm_unchecked.cpu - warm_unchecked.caller_cpu,
+    );
+    let ns_dir = std::fs::File::open("/proc/thread-self/ns").expect("ns dir");
+    let links: Vec<std::os::fd::OwnedFd> = CHECKED_LINKS
+        .iter()
+        .map(|name| {
+            nix::fcntl::openat(
+                &ns_dir,
+                *name,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW,
+                nix::sys::stat::Mode::empty(),
+            )
+            .expect("open link")
+        })
+        .collect();
+    let by_name = measure(budget, || {
+        for name in CHECKED_LINKS {
+            black_box(nix::fcntl::readlinkat(&ns_dir, name).expect("readlinkat"));
+        }
+    });
+    part(
+        "  check: 7 namespace links, readlinkat(dir, name)",
+        by_name.cpu,
+    );
+    let mut buf = [0u8; 64];
+    let by_fd = measure(budget, || {
+        for link in &links {
+            // SAFETY: an empty NUL-terminated path and a buffer of its size.
+            let n = unsafe {
+                libc::readlinkat(
+                    link.as_raw_fd(),
+                    c"".as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            assert!(n > 0, "readlinkat");
+        }
+    });
+    part(
+        "  check: 7 namespace links, readlinkat(link fd, \"\") (what it does)",
+        by_fd.cpu,
+    );
+    let status = std::fs::File::open("/proc/thread-self/status").expect("status");
+    let mut text = vec![0u8; 4096];
+    let status_cost = measure(budget, || {
+        let n = nix::sys::uio::pread(&status, &mut text, 0).expect("pread");
+        black_box(n);
+    });
+    part(
+        "  check: /proc/thread-self/status, one pread",
+        status_cost.cpu,
+    );
+    let tid = nix::unistd::gettid().as_raw();
+    let kcmp_cost = measure(budget, || {
+        // SAFETY: kcmp(KCMP_FS) reads no user memory.
+        let r = unsafe { libc::syscall(libc::SYS_kcmp, 0, 0, 3, 0, 0) };
+        black_box((r, tid));
+    });
+    part(
+        "  check: kcmp(KCMP_FS) against the origin thread",
+        kcmp_cost.cpu,
+    );
+    let securebits = measure(budget, || {
+        // SAFETY: PR_GET_SECUREBITS takes no pointer.
+        black_box(unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) });
+    });
+    part("  check: prctl(PR_GET_SECUREBITS)", securebits.cpu);
+    let floor = by_fd.cpu + status_cost.cpu + kcmp_cost.cpu + securebits.cpu;
+    part("  the check's floor: the sum of its system calls", floor);
+
+    // The cost against the number of namespaces used in turn, for every
+    // strategy that goes round them.
+    println!("\ntime per call against the number of namespaces used in turn:\n");
+    let counts = [1usize, 10, 100, 1000];
+    let targets: Vec<&Namespace> = many
+        .iter()
+        .map(|s| s.get(NsKind::Net).expect("netns"))
+        .collect();
+    let many_paths: Vec<String> = targets
+        .iter()
+        .map(|ns| format!("/proc/{}/fd/{}", std::process::id(), ns.as_raw_fd()))
+        .collect();
+    let many_peers: Vec<netns_rs::NetNs> = many_paths
+        .iter()
+        .map(|p| netns_rs::get_from_path(p).expect("netns-rs"))
+        .collect();
+    type Strategy<'a> = Box<dyn FnMut(usize) + 'a>;
+    let strategies: Vec<(&'static str, &'static str, Strategy<'_>)> = vec![
+        (
+            "raw setns pair",
+            "#444444",
+            Box::new(|i: usize| {
+                setns(targets[i], CloneFlags::CLONE_NEWNET).expect("setns");
+                setns(&home, CloneFlags::CLONE_NEWNET).expect("setns back");
+            }),
+        ),
+        (
+            "NsSet::enter + drop",
+            "#1f77b4",
+            Box::new(|i: usize| drop(many[i].enter().expect("enter"))),
+        ),
+        (
+            "NsSet::run (checked)",
+            "#d62728",
+            Box::new(|i: usize| many[i].run(|| black_box(())).expect("run")),
+        ),
+        (
+            "run, check_after_call(false)",
+            "#ff9896",
+            Box::new(|i: usize| {
+                unchecked.run(&many[i], || black_box(())).expect("run");
+            }),
+        ),
+        (
+            "netns-rs NetNs::run",
+            "#2ca02c",
+            Box::new(|i: usize| {
+                many_peers[i].run(|_| black_box(())).expect("netns-rs");
+            }),
+        ),
+        (
+            "fresh thread per call",
+            "#9467bd",
+            Box::new(|i: usize| {
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        setns(targets[i], CloneFlags::CLONE_NEWNET).expect("setns");
+                    })
+                    .join()
+                    .expect("join")
+                })
+            }),
+        ),
+    ];
+    print!("  {:<32}", "strategy");
+    for n in counts {
+        print!(" {:>12}", format!("n = {n}"));
+    }
+    println!();
+    let mut plot = Vec::new();
+    for (name, colour, mut f) in strategies {
+        print!("  {name:<32}");
+        let mut points = Vec::new();
+        for n in counts {
+            let mut i = 0;
+            let cost = measure(budget / 2, || {
+                f(i % n);
+                i += 1;
+            });
+            print!(" {:>9.2} us", cost.wall / 1000.0);
+            points.push((n, cost.wall));
+        }
+        println!();
+        plot.push(Series {
+            name,
+            colour,
+            points,
+        });
+    }
+
+    // Eviction: a program that opens the namespace for each call (as a CNI
+    // plugin does) and drops its handle after it sends the worker home, and
+    // the next call switches it in again; with another handle held, the
+    // worker stays.
+    println!("\nopening the namespace by path for each call:\n");
+    // Held by a plain fd only, which nsguard does not count as a handle.
+    let lone = nix::unistd::dup(new_netns()).expect("dup");
+    let lone_path = format!("/proc/{}/fd/{}", std::process::id(), lone.as_raw_fd());
+    let mut evictions = Vec::new();
+    let before = global.stats();
+    let evicting = measure(budget, || {
+        let once = NsSet::from(Namespace::open(&lone_path, NsKind::Net).expect("open"));
+        once.run(|| black_box(())).expect("run");
+    });
+    let evicted = global.stats().evictions - before.evictions;
+    let held = Namespace::open(&lone_path, NsKind::Net).expect("open");
+    let kept = measure(budget, || {
+        let once = NsSet::from(Namespace::open(&lone_path, NsKind::Net).expect("open"));
+        once.run(|| black_box(())).expect("run");
+    });
+    drop(held);
+    println!(
+        "  {:<58} {:>9.2} us {:>9.2} us CPU  ({evicted} evictions)",
+        "open + run + drop, the last handle (evicts)",
+        evicting.wall / 1000.0,
+        evicting.cpu / 1000.0
+    );
+    println!(
+        "  {:<58} {:>9.2} us {:>9.2} us CPU",
+        "open + run + drop, another handle held (stays warm)",
+        kept.wall / 1000.0,
+        kept.cpu / 1000.0
+    );
+    evictions.push(("evicting".to_owned(), evicting));
+    evictions.push(("kept".to_owned(), kept));
     println!(
         "\n8 concurrent callers on {} cores, calls per second:\n",
         std::thread::available_parallelism().map_or(0, usize::from)
@@ -329,9 +721,12 @@ fn main() {
         .map(|_| Namespace::current(NsKind::Net).expect("home"))
         .collect();
     let mut rates = Vec::new();
-    let mut rate = |name: &str, r: f64| {
-        println!("  {name:<58} {r:>12.0} /s");
-        rates.push((name.to_owned(), r));
+    let mut rate = |name: &str, (r, cpu): (f64, f64)| {
+        println!(
+            "  {name:<58} {r:>12.0} /s {:>9.2} us CPU/call",
+            cpu / 1000.0
+        );
+        rates.push((name.to_owned(), r, cpu));
     };
     rate(
         "1 raw setns pair (each caller switches itself)",
@@ -432,29 +827,83 @@ fn main() {
         idle_cpu.as_secs_f64() * 1000.0
     );
 
-    let mut csv = String::from("section,strategy,value,unit,ratio_to_raw_setns_pair\n");
-    for (name, ns) in &t.rows {
-        let _ = writeln!(csv, "per_call,\"{name}\",{:.1},ns,{:.3}", ns, ns / base);
+    let mut csv =
+        String::from("section,strategy,value,unit,ratio_to_raw_setns_pair,cpu_ns_per_call\n");
+    for (name, cost) in &t.rows {
+        let _ = writeln!(
+            csv,
+            "per_call,\"{name}\",{:.1},ns,{:.3},{:.1}",
+            cost.wall,
+            cost.wall / base.wall,
+            cost.cpu
+        );
     }
-    for (name, r) in &rates {
-        let _ = writeln!(csv, "throughput_8_callers,\"{name}\",{r:.0},calls/s,");
+    for (name, ns) in &parts {
+        let _ = writeln!(csv, "cpu_parts,\"{}\",{ns:.1},ns,,", name.trim());
+    }
+    for series in &plot {
+        for (n, ns) in &series.points {
+            let _ = writeln!(
+                csv,
+                "namespaces_{n},\"{}\",{ns:.1},ns,{:.3},",
+                series.name,
+                ns / base.wall
+            );
+        }
+    }
+    for (name, cost) in &evictions {
+        let _ = writeln!(
+            csv,
+            "open_run_drop,\"{name}\",{:.1},ns,{:.3},{:.1}",
+            cost.wall,
+            cost.wall / base.wall,
+            cost.cpu
+        );
+    }
+    for (name, r, cpu) in &rates {
+        let _ = writeln!(
+            csv,
+            "throughput_8_callers,\"{name}\",{r:.0},calls/s,,{cpu:.1}"
+        );
     }
     let _ = writeln!(
         csv,
-        "resources,peak RSS after 1000 namespaces,\"{rss_peak}\",,"
+        "resources,peak RSS after 1000 namespaces,\"{rss_peak}\",,,"
     );
     let _ = writeln!(
         csv,
-        "resources,threads after 1000 namespaces,{threads_busy},,"
+        "resources,threads after 1000 namespaces,{threads_busy},,,"
     );
     let _ = writeln!(
         csv,
-        "resources,idle CPU over 3 s,{:.3},ms,",
+        "resources,idle CPU over 3 s,{:.3},ms,,",
         idle_cpu.as_secs_f64() * 1000.0
     );
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nsguard-compare.csv");
-    match std::fs::write(&out, csv) {
-        Ok(()) => println!("\nwritten: {}", out.display()),
-        Err(e) => eprintln!("cannot write {}: {e}", out.display()),
+    // The workspace's target directory: the first ancestor of this package
+    // with a Cargo.lock holds it.
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .unwrap_or(manifest);
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let picture = svg(
+        &plot,
+        "empty body in another netns: time per call, one run on this machine",
+    );
+    let mut outputs = vec![
+        (target_dir.join("nsguard-compare.csv"), csv),
+        (target_dir.join("nsguard-compare.svg"), picture.clone()),
+    ];
+    if let Some(extra) = std::env::var_os("NSGUARD_BENCH_SVG") {
+        outputs.push((extra.into(), picture));
+    }
+    for (out, text) in outputs {
+        match std::fs::write(&out, text) {
+            Ok(()) => println!("written: {}", out.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", out.display()),
+        }
     }
 }

@@ -407,3 +407,79 @@ fn a_failed_restore_while_panicking_aborts() {
         "{stderr}"
     );
 }
+
+/// A guard goes back to where the thread really was, not to where threads
+/// usually are: a thread moved by a raw `setns` into A that enters B comes
+/// back to A (the way back through the process's own namespace is taken
+/// only for a thread found there).
+#[test]
+fn a_guard_returns_a_thread_moved_by_raw_setns_to_where_it_was() {
+    let a = TempNs::new(NsKind::Net);
+    let b = TempNs::new(NsKind::Net);
+    let set = NsSet::from(open(&b));
+    on_fresh_thread(|| {
+        let host = thread_ino(NsKind::Net);
+        // A guard from the process's own namespace first, so that the
+        // thread's way home is the one a later guard could wrongly reuse.
+        drop(set.enter().unwrap());
+        assert_eq!(thread_ino(NsKind::Net), host);
+        let a_ns = open(&a);
+        nix::sched::setns(&a_ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let guard = set.enter().unwrap();
+        assert_eq!(thread_ino(NsKind::Net), b.ino());
+        drop(guard);
+        assert_eq!(thread_ino(NsKind::Net), a.ino(), "back in A, not home");
+        let home = Namespace::current(NsKind::Net).unwrap();
+        nix::sched::setns(&home, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let _ = host;
+    });
+}
+
+/// A child forked from a thread inside a guard reads its own namespace
+/// links, not the parent thread's (whose fds it inherits): moved into A by
+/// a raw `setns`, it really enters B, and comes back to A.
+#[test]
+fn a_forked_child_reads_its_own_namespaces() {
+    if !support::in_child_process(
+        "a_forked_child_reads_its_own_namespaces",
+        std::time::Duration::from_secs(60),
+    ) {
+        return;
+    }
+    let a = TempNs::new(NsKind::Net);
+    let b = TempNs::new(NsKind::Net);
+    let set = NsSet::from(open(&b));
+    let a_ns = open(&a);
+    // This thread's links are open now, and say B.
+    let outer = set.enter().unwrap();
+    // SAFETY: the child only uses nsguard and raw setns, which is what is
+    // tested, and exits with _exit; the parent only waits for it.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            let moved = nix::sched::setns(&a_ns, nix::sched::CloneFlags::CLONE_NEWNET).is_ok();
+            let entered = set.enter().map(|guard| {
+                let inside = thread_ino(NsKind::Net);
+                drop(guard);
+                inside
+            });
+            let ok = moved
+                && entered.as_ref().ok() == Some(&b.ino())
+                && thread_ino(NsKind::Net) == a.ino();
+            if !ok {
+                eprintln!(
+                    "child: moved {moved}, inside {entered:?} (B is {}), after {} (A is {})",
+                    b.ino(),
+                    thread_ino(NsKind::Net),
+                    a.ino()
+                );
+            }
+            // SAFETY: ends the child without unwinding into the harness.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = nix::sys::wait::waitpid(child, None).unwrap();
+            drop(outer);
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+        }
+    }
+}

@@ -55,6 +55,8 @@ pub(crate) struct Facts {
 pub(crate) struct FactsReader {
     /// `/proc/thread-self/status`, re-read with `pread` at offset 0.
     status: OwnedFd,
+    /// The last text read from it, kept to be read into again.
+    text: Vec<u8>,
     /// `/proc/thread-self`, `O_PATH`, for `root` and `cwd`.
     task: OwnedFd,
     tid: i32,
@@ -67,6 +69,7 @@ impl FactsReader {
     pub(crate) fn new(origin_tid: i32) -> Result<FactsReader, Errno> {
         Ok(FactsReader {
             status: sys::open(Path::new("/proc/thread-self/status"))?,
+            text: Vec::with_capacity(4096),
             task: sys::open_dir(Path::new("/proc/thread-self"))?,
             tid: nix::unistd::gettid().as_raw(),
             origin_tid,
@@ -75,19 +78,43 @@ impl FactsReader {
 
     /// The calling thread's facts; `private_fs` for a thread that has its
     /// own root and cwd (a worker that entered a mount namespace).
-    pub(crate) fn read(&self, private_fs: bool) -> Result<Facts, Errno> {
-        let text = sys::pread_all(self.status.as_fd())?;
+    pub(crate) fn read(&mut self, private_fs: bool) -> Result<Facts, Errno> {
+        sys::pread_into(self.status.as_fd(), &mut self.text)?;
         let mut status = Vec::with_capacity(512);
-        for line in text.split(|b| *b == b'\n') {
-            let key = line.split(|b| *b == b':').next().unwrap_or_default();
-            let wanted =
-                STATUS_KEYS.iter().any(|k| k.as_bytes() == key) || (private_fs && key == b"Umask");
-            if wanted {
-                status.extend_from_slice(line);
-                status.push(b'\n');
+        for line in wanted_lines(&self.text, private_fs) {
+            status.extend_from_slice(line);
+            status.push(b'\n');
+        }
+        Ok(Facts {
+            status,
+            securebits: sys::securebits()?,
+            fs: self.fs(private_fs)?,
+        })
+    }
+
+    /// Whether the calling thread's facts are still `facts`: what [`read`]
+    /// compares, without building a snapshot (this runs after every call).
+    ///
+    /// [`read`]: FactsReader::read
+    pub(crate) fn unchanged(&mut self, facts: &Facts, private_fs: bool) -> Result<bool, Errno> {
+        sys::pread_into(self.status.as_fd(), &mut self.text)?;
+        let mut rest = facts.status.as_slice();
+        for line in wanted_lines(&self.text, private_fs) {
+            match rest
+                .strip_prefix(line)
+                .and_then(|r| r.strip_prefix(b"\n"))
+            {
+                Some(after) => rest = after,
+                None => return Ok(false),
             }
         }
-        let fs = if private_fs {
+        Ok(rest.is_empty()
+            && sys::securebits()? == facts.securebits
+            && self.fs(private_fs)? == facts.fs)
+    }
+
+    fn fs(&self, private_fs: bool) -> Result<Fs, Errno> {
+        Ok(if private_fs {
             Fs::Private {
                 root: sys::stat_at(self.task.as_fd(), "root")?,
                 cwd: sys::stat_at(self.task.as_fd(), "cwd")?,
@@ -100,13 +127,16 @@ impl FactsReader {
                 Ok(false) => Fs::Detached,
                 Err(_) => Fs::Unknown,
             }
-        };
-        Ok(Facts {
-            status,
-            securebits: sys::securebits()?,
-            fs,
         })
     }
+}
+
+/// The lines of a status text that [`Facts`] keep, in order.
+fn wanted_lines(text: &[u8], private_fs: bool) -> impl Iterator<Item = &[u8]> {
+    text.split(|b| *b == b'\n').filter(move |line| {
+        let key = line.split(|b| *b == b':').next().unwrap_or_default();
+        STATUS_KEYS.iter().any(|k| k.as_bytes() == key) || (private_fs && key == b"Umask")
+    })
 }
 
 impl Facts {

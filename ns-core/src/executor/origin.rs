@@ -39,6 +39,10 @@ pub(crate) struct Origin {
     generation: u64,
     /// Handles of the process's own namespaces of [`HOME_KINDS`].
     pub(crate) home: NsSet,
+    /// The kinds of `home` a thread can switch back to (see
+    /// [`crate::reach::can_return_to`]), worked out once: a guard on a
+    /// thread found in one of these uses `home`'s handle as its way back.
+    pub(crate) returnable: NsKinds,
     /// Where the origin thread, hence every new thread it starts, is.
     pub(crate) profile: Profile,
     /// Its thread id, to compare fs contexts with (`kcmp`).
@@ -157,9 +161,17 @@ impl Origin {
         let (profile, tid) = ready_rx.recv().map_err(|_| Error::Worker {
             reason: "nsguard's origin thread died while starting".into(),
         })??;
+        // A kind that cannot be told is left out: guards then take the
+        // general way, which asks again and reports the error.
+        let returnable = (&home)
+            .into_iter()
+            .filter(|ns| crate::reach::can_return_to(ns).unwrap_or(false))
+            .map(Namespace::kind)
+            .collect();
         Ok(Origin {
             generation,
             home,
+            returnable,
             profile,
             tid,
             requests,
@@ -244,7 +256,7 @@ fn settle(home: &NsSet, main: Option<&MainThread>) -> Result<(Profile, i32)> {
             errno,
         };
         let facts = FactsReader::new(main.tid)
-            .and_then(|r| r.read(false))
+            .and_then(|mut r| r.read(false))
             .map_err(io)?;
         if !facts.shares_fs() {
             return Err(refuse(

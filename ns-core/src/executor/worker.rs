@@ -151,7 +151,7 @@ fn start(shared: &Shared) -> Result<State> {
         path: Some("/proc/thread-self/status".into()),
         errno,
     };
-    let reader = FactsReader::new(shared.origin.tid).map_err(io)?;
+    let mut reader = FactsReader::new(shared.origin.tid).map_err(io)?;
     let facts = reader.read(false).map_err(io)?;
     Ok(State {
         profile,
@@ -205,16 +205,18 @@ fn serve(shared: &Shared, state: &mut State, task: Task, id: u64) -> Result<(), 
 /// changed its credentials, capabilities, securebits, `no_new_privs`,
 /// seccomp filters, or (on a worker with a private fs context) its root,
 /// cwd or umask.
-fn check_unchanged(state: &State) -> Result<(), Retirement> {
-    match state.reader.read(state.private_fs) {
-        Ok(now) if now == state.facts => {}
-        #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-        Ok(now) => {
-            crate::trace::event!(
-                tracing::Level::WARN,
-                changed = %state.facts.describe_change(&now),
-                "a body changed its worker's thread state"
-            );
+fn check_unchanged(state: &mut State) -> Result<(), Retirement> {
+    match state.reader.unchanged(&state.facts, state.private_fs) {
+        Ok(true) => {}
+        Ok(false) => {
+            #[cfg(feature = "tracing")]
+            if let Ok(now) = state.reader.read(state.private_fs) {
+                crate::trace::event!(
+                    tracing::Level::WARN,
+                    changed = %state.facts.describe_change(&now),
+                    "a body changed its worker's thread state"
+                );
+            }
             return Err(Retirement::ThreadStateChanged);
         }
         Err(_) => return Err(Retirement::ThreadStateChanged),
