@@ -253,3 +253,24 @@ fn a_panicking_hook_does_not_end_the_refill() {
     );
     assert!(calls.load(Ordering::SeqCst) >= 2);
 }
+
+/// A pool whose background thread cannot start says so with the errno
+/// (it was an Error::Worker with the text of the io::Error).
+#[test]
+fn a_pool_whose_thread_cannot_start_says_why() {
+    let result = support::on_fresh_thread(|| {
+        // Thread creation fails on this thread only, as it would at a
+        // cgroup's pids.max: glibc uses clone3, and clone where it lacks it.
+        support::fail_syscall_on_this_thread(libc::SYS_clone3, &[], libc::EAGAIN);
+        support::fail_syscall_on_this_thread(libc::SYS_clone, &[], libc::EAGAIN);
+        Pool::builder(NsKind::Uts).size(1).build()
+    });
+    match result {
+        Err(err @ Error::Thread { .. }) => {
+            assert_eq!(err.errno(), Some(nsguard::Errno::EAGAIN), "{err}");
+            assert!(err.to_string().contains("refill the pool"), "{err}");
+            assert!(err.to_string().contains("pids.max"), "{err}");
+        }
+        other => panic!("expected Thread, got {other:?}"),
+    }
+}
