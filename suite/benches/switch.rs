@@ -2,7 +2,7 @@
 //! by each strategy. Needs CAP_SYS_ADMIN (run as root):
 //!
 //! ```text
-//! cargo bench --bench switch
+//! cargo bench -p nsguard-suite --bench switch
 //! ```
 
 use std::hint::black_box;
