@@ -6,13 +6,21 @@ use std::process::ExitCode;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs an example's body; on error prints it and, for a missing
-/// privilege, how to run the example; returns the exit code.
+/// Runs an example's body; on error prints it with its causes (an
+/// `nsguard::Error` that another error caused returns it from `source()`)
+/// and, for a missing privilege, how to run the example; returns the exit
+/// code.
 pub fn main(name: &str, run: impl FnOnce() -> Result<(), BoxError>) -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{name}: {err}");
+            let mut message = format!("{name}: {err}");
+            let mut cause = err.source();
+            while let Some(e) = cause {
+                message = format!("{message}: {e}");
+                cause = e.source();
+            }
+            eprintln!("{message}");
             if is_permission_problem(&*err) {
                 let run = run_command(name);
                 eprintln!(

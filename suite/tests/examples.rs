@@ -181,6 +181,22 @@ fn http_in_netns_reaches_the_server_only_from_inside() {
     assert!(stdout.contains("from the host      -> fails"), "{stdout}");
 }
 
+/// A program that cannot be started: the example says which, and why (the
+/// io::Error that nsguard::Error::Spawn carries as its source).
+#[test]
+fn a_program_that_cannot_start_is_named_with_the_cause() {
+    let out = Command::new(example("spawn_in_ns"))
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("spawn_in_ns: spawning `ip` failed: No such file or directory"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn without_cap_sys_admin_every_example_says_how_to_run_it() {
     for name in EXAMPLES {
