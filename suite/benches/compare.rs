@@ -8,8 +8,8 @@
 //! Needs CAP_SYS_ADMIN (run as root):
 //!
 //! ```text
-//! cargo bench --bench compare   # prints the tables, writes target/nsguard-compare.{csv,svg}
-//! NSGUARD_BENCH_SVG=docs/compare.svg cargo bench --bench compare   # the README's plot
+//! cargo bench -p nsguard-suite --bench compare   # prints the tables, writes target/nsguard-compare.{csv,svg}
+//! NSGUARD_BENCH_SVG=$PWD/docs/compare.svg cargo bench -p nsguard-suite --bench compare   # the README's plot
 //! ```
 //!
 //! Each time is the median of 15 batches' mean per call, all measured in
