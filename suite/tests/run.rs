@@ -213,6 +213,16 @@ fn a_tmpfs_mounted_in_a_body_stays_in_that_mount_namespace() {
     let set = NsSet::from(open(&mnt));
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("inside");
+    // The bodies return their failures, so that a failure is reported with
+    // its cause by this thread (a panic on a worker prints elsewhere).
+    let where_ = || {
+        format!(
+            "worker in mnt:[{}] (the set's is {}), tid {}",
+            thread_ino(NsKind::Mnt),
+            mnt.ino(),
+            nix::unistd::gettid()
+        )
+    };
     set.run(|| {
         mount(
             Some("tmpfs"),
@@ -221,9 +231,11 @@ fn a_tmpfs_mounted_in_a_body_stays_in_that_mount_namespace() {
             MsFlags::empty(),
             None::<&str>,
         )
-        .unwrap();
-        std::fs::write(&marker, "hello").unwrap();
+        .map_err(|e| format!("mount tmpfs on {}: {e}; {}", dir.path().display(), where_()))?;
+        std::fs::write(&marker, "hello")
+            .map_err(|e| format!("write {}: {e}; {}", marker.display(), where_()))
     })
+    .unwrap()
     .unwrap();
     assert!(!marker.exists(), "the host does not see the tmpfs");
     let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -238,7 +250,12 @@ fn a_tmpfs_mounted_in_a_body_stays_in_that_mount_namespace() {
         .unwrap();
     assert_eq!(seen.as_deref(), Some("hello"), "a later body sees it");
     assert_eq!(ino, mnt.ino());
-    set.run(|| umount(dir.path()).unwrap()).unwrap();
+    set.run(|| {
+        umount(dir.path())
+            .map_err(|e| format!("umount {}: {e}; {}", dir.path().display(), where_()))
+    })
+    .unwrap()
+    .unwrap();
     // Other sets still run in the host's mount namespace.
     let net = TempNs::new(NsKind::Net);
     let ino = NsSet::from(open(&net))
