@@ -171,8 +171,10 @@ fn async_sockets_register_with_the_callers_runtime() {
         let mut client = set.connect_tcp_async(addr, None).await.unwrap();
         client.write_all(b"ping").await.unwrap();
         assert_eq!(&server.await.unwrap(), b"ping");
+        // The host cannot reach the listener: it was made inside A.
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-        let err = set.connect_tcp_async(addr, None).await;
-        assert!(err.is_err(), "the listener is gone");
+        // (Whether a connect after the listener's drop fails is not tested:
+        // a process forked meanwhile by another test holds a copy of every
+        // fd until it execs, the listener's too, which then still listens.)
     });
 }
