@@ -208,7 +208,7 @@ fn at_the_cap_top_level_calls_wait_for_a_worker() {
 
 #[test]
 fn a_tmpfs_mounted_in_a_body_stays_in_that_mount_namespace() {
-    use nix::mount::{mount, umount, MsFlags};
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let mnt = TempNs::new(NsKind::Mnt);
     let set = NsSet::from(open(&mnt));
     let dir = tempfile::tempdir().unwrap();
@@ -250,8 +250,10 @@ fn a_tmpfs_mounted_in_a_body_stays_in_that_mount_namespace() {
         .unwrap();
     assert_eq!(seen.as_deref(), Some("hello"), "a later body sees it");
     assert_eq!(ino, mnt.ino());
+    // Detached: a process forked meanwhile by another test may hold a copy
+    // of the marker's fd until it execs, which makes a plain umount EBUSY.
     set.run(|| {
-        umount(dir.path())
+        umount2(dir.path(), MntFlags::MNT_DETACH)
             .map_err(|e| format!("umount {}: {e}; {}", dir.path().display(), where_()))
     })
     .unwrap()
