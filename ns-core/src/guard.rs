@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::error::{Error, Result};
-use crate::kind::NsKinds;
+use crate::kind::{NsKind, NsKinds};
 use crate::namespace::Namespace;
 use crate::set::{NsSet, SETNS_ORDER};
 use crate::{sys, thread_state};
@@ -85,7 +85,6 @@ pub struct NsGuard {
     _thread_bound: PhantomData<*const ()>,
 }
 
-/// [`NsSet::enter`].
 /// How a guard gets back to a namespace it left.
 enum WayBack {
     /// The process's own namespace of its kind, whose handle the origin
@@ -104,6 +103,7 @@ impl WayBack {
     }
 }
 
+/// [`NsSet::enter`].
 pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
     thread_state::check()?;
     // nsguard's threads must be able to start from a thread no guard has
@@ -116,12 +116,20 @@ pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
     // namespace (the usual case) goes back through the origin's handle of
     // it, which nothing can close while the process lives, so its inode
     // number alone names it exactly.
+    let mut heres = [0u64; NsKind::COUNT];
+    thread_state::each_current_ino(
+        SETNS_ORDER.into_iter().filter(|k| set.get(*k).is_some()),
+        |kind, ino| {
+            heres[kind.index()] = ino;
+            true
+        },
+    )?;
     let mut plan: Vec<(&Namespace, WayBack)> = Vec::with_capacity(set.len());
     for kind in SETNS_ORDER {
         let Some(target) = set.get(kind) else {
             continue;
         };
-        let here = thread_state::current_ino(kind)?;
+        let here = heres[kind.index()];
         if here == target.id().ino() {
             // A kind the thread is already in needs no switch, so only a
             // real switch of a kind a thread cannot make is refused.
@@ -178,6 +186,8 @@ pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
     })
 }
 
+/// Switches back to each namespace of `restore`, newest first. Tries every
+/// one even after a failure; returns the first failure.
 fn switch_back(restore: &mut Vec<WayBack>) -> Result<()> {
     let mut result = Ok(());
     while let Some(way_back) = restore.pop() {

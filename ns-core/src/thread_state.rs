@@ -127,24 +127,14 @@ thread_local! {
         const { RefCell::new((0, [const { None }; NsKind::COUNT])) };
 }
 
-/// The inode number of the calling thread's namespace of `kind` (for pid
-/// and time: the one its children get), read from the link, through an fd
-/// of the link kept open per thread: one `readlinkat` with an empty path.
+/// Reads the inode number of the calling thread's namespace of each of
+/// `kinds` (for pid and time: the one its children get) from its link,
+/// through an fd of the link kept open per thread: one `readlinkat` with an
+/// empty path per kind. Hands each to `each` until that returns `false`;
+/// returns whether every call returned `true`.
 ///
 /// The number alone is exact for a namespace that is alive (the thread is
 /// in it): live namespaces never share an inode of the one nsfs.
-pub(crate) fn current_ino(kind: NsKind) -> Result<u64> {
-    let mut ino = 0;
-    each_current_ino([kind], |_, found| {
-        ino = found;
-        true
-    })?;
-    Ok(ino)
-}
-
-/// Reads the calling thread's namespace of each of `kinds` as
-/// [`current_ino`] does, and hands it to `each` until that returns `false`;
-/// returns whether every call returned `true`.
 pub(crate) fn each_current_ino(
     kinds: impl IntoIterator<Item = NsKind>,
     mut each: impl FnMut(NsKind, u64) -> bool,

@@ -65,7 +65,7 @@ impl Profile {
     /// for every tracked kind. Reads the links' text (`readlinkat`), which
     /// unlike following them (`fstatat`) does not make the kernel build a
     /// file for the namespace, through fds of the links kept open per
-    /// thread ([`thread_state::current_ino`]).
+    /// thread ([`thread_state::each_current_ino`]).
     pub(crate) fn matches_current_thread(&self) -> Result<bool> {
         thread_state::each_current_ino(tracked(), |kind, ino| ino == self.get(kind))
     }
