@@ -1,50 +1,20 @@
 //! Async: `run_async` needs no runtime and never blocks; `#[in_namespace]
 //! async fn` bodies are polled inside the namespaces, with tokio's reactor.
 
-mod support;
-
-use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Wake, Waker};
 
-use nsguard::{in_namespace, CommandExt, Error, Namespace, NsKind, NsSet};
-use support::signals::{Latch, PATIENCE};
-use support::{main_thread_ino, thread_ino, TempNs};
+use nsguard::{in_namespace, Error, Namespace, NsKind, NsSet};
+use nsguard_suite::{
+    block_on, lo_up, main_thread_ino, net_set, thread_ino, tid, Latch, TempNs, PATIENCE,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// The smallest executor there is: poll, park, repeat. No runtime.
-fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(value) = f.as_mut().poll(&mut cx) {
-            return value;
-        }
-        std::thread::park();
-    }
-}
-
-fn tid() -> i32 {
-    nix::unistd::gettid().as_raw()
-}
-
-fn set_of(temp: &TempNs) -> NsSet {
-    NsSet::from(Namespace::open(temp.path(), temp.kind()).unwrap())
-}
 
 #[test]
 fn run_async_needs_no_runtime() {
     let temp = TempNs::new(NsKind::Net);
-    let set = set_of(&temp);
+    let set = net_set(&temp);
     assert_eq!(
         block_on(set.run_async(|| thread_ino(NsKind::Net))).unwrap(),
         temp.ino()
@@ -64,8 +34,8 @@ fn run_async_needs_no_runtime() {
 #[test]
 fn run_async_never_blocks_the_caller_even_at_the_cap() {
     let temp = TempNs::new(NsKind::Net);
-    let set = set_of(&temp);
-    let executor = support::capped_executor(1);
+    let set = net_set(&temp);
+    let executor = nsguard_suite::capped_executor(1);
     // The bodies wait until all five calls are submitted. Were submitting
     // to wait for a free worker, the first body would keep the only one
     // until the gate gave up, and the test would fail.
@@ -89,8 +59,8 @@ fn run_async_never_blocks_the_caller_even_at_the_cap() {
 #[test]
 fn dropping_the_future_is_safe_and_skips_a_call_not_started() {
     let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
-    let (set_a, set_b) = (set_of(&a), set_of(&b));
-    let executor = support::capped_executor(1);
+    let (set_a, set_b) = (net_set(&a), net_set(&b));
+    let executor = nsguard_suite::capped_executor(1);
     // Started, then dropped: it finishes on its worker, which is reused.
     let (started_tx, started) = mpsc::channel();
     let dropped = Latch::new(1, "both futures dropped");
@@ -139,13 +109,7 @@ async fn say_hello_from_inside(ns: &Namespace, addr: std::net::SocketAddr) -> st
 async fn a_listener_bound_by_an_async_body_serves_only_clients_inside() {
     let set = NsSet::unshare(NsKind::Net).unwrap();
     let ns = set.get(NsKind::Net).unwrap();
-    let up = std::process::Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .spawn_in(&set)
-        .unwrap()
-        .wait()
-        .unwrap();
-    assert!(up.success());
+    lo_up(&set);
     let listener = listen_inside(ns).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {

@@ -1,13 +1,11 @@
 //! Every bad input gets its own error variant and a message that names the
 //! input; nothing panics, nothing is changed.
 
-mod support;
-
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
 use nsguard::{netns, Error, Namespace, NsKind, NsSet};
-use support::{main_thread_ino, thread_ino, ChildGuard, TempNs};
+use nsguard_suite::{main_thread_ino, thread_ino, ChildGuard, TempNs};
 
 /// The variant's name, to compare without caring about its fields.
 fn variant(err: &Error) -> &'static str {
@@ -218,7 +216,7 @@ fn without_cap_sys_admin(path: PathBuf) {
     );
     // Opening needs no capability.
     let set = NsSet::from(Namespace::open(&path, NsKind::Net).unwrap());
-    let name = support::unique_name("nsguard-noadmin");
+    let name = nsguard_suite::unique_name("nsguard-noadmin");
     type Call<'a> = (&'a str, Box<dyn Fn() -> Result<(), Error> + 'a>);
     let calls: Vec<Call<'_>> = vec![
         ("enter", Box::new(|| set.enter().map(drop))),

@@ -3,8 +3,6 @@
 //! settings applied inside, and namespaces freed as soon as the program
 //! lets go of them.
 
-mod support;
-
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,22 +11,16 @@ use nix::sched::CloneFlags;
 use nsguard::{
     in_namespace, netns, CommandExt, Credentials, Error, Namespace, NsKind, NsKinds, NsSet, Unshare,
 };
-use support::{ip, thread_ino, threads_in, unique_name, ChildGuard, TempNs};
+use nsguard_suite::{
+    ip, kinds_this_kernel_has, thread_ino, threads_in, tid, unique_name, ChildGuard, TempNs,
+};
 
-fn has_time_ns() -> bool {
-    let yes = std::path::Path::new("/proc/self/ns/time").exists();
-    if !yes {
-        println!("skipped the time-namespace part: this kernel has no time namespaces (5.6+)");
-    }
-    yes
-}
-
-fn all_kinds_here() -> NsKinds {
-    if has_time_ns() {
-        NsKinds::ALL
-    } else {
-        NsKinds::ALL.difference(NsKind::Time.into())
-    }
+/// Every kind this kernel has: all but time where it lacks time
+/// namespaces (saying so for `what`).
+fn all_kinds_here(what: &str) -> NsKinds {
+    kinds_this_kernel_has(what, &NsKind::ALL)
+        .into_iter()
+        .collect()
 }
 
 /// A container: a process in new net, uts, ipc, mnt and pid namespaces that
@@ -45,7 +37,7 @@ fn container() -> ChildGuard {
 
 #[test]
 fn kinds_the_worker_is_already_in_are_not_refused() {
-    let kinds = all_kinds_here();
+    let kinds = all_kinds_here("kinds_the_worker_is_already_in_are_not_refused");
     let here = NsSet::current(kinds).unwrap();
     // Every kind, user and time included: all are the worker's already,
     // but for the calling thread's net etc., which workers switch to.
@@ -67,8 +59,11 @@ fn kinds_the_worker_is_already_in_are_not_refused() {
 
 #[test]
 fn a_guard_accepts_kinds_the_thread_is_already_in() {
-    let here = NsSet::current(all_kinds_here()).unwrap();
-    support::on_fresh_thread(|| {
+    let here = NsSet::current(all_kinds_here(
+        "a_guard_accepts_kinds_the_thread_is_already_in",
+    ))
+    .unwrap();
+    nsguard_suite::on_fresh_thread(|| {
         let guard = here.enter().unwrap();
         assert!(guard.switched().is_empty());
         guard.restore().unwrap();
@@ -88,9 +83,10 @@ fn a_guard_accepts_kinds_the_thread_is_already_in() {
 /// host: run in it, spawn into it, create from it.
 #[test]
 fn sets_read_from_a_running_container_work() {
+    let kinds = all_kinds_here("sets_read_from_a_running_container_work");
     let c = container();
-    let set = NsSet::of_pid(c.pid(), all_kinds_here()).unwrap();
-    let container_net = support::link_ino(format!("/proc/{}/ns/net", c.pid()));
+    let set = NsSet::of_pid(c.pid(), kinds).unwrap();
+    let container_net = nsguard_suite::link_ino(format!("/proc/{}/ns/net", c.pid()));
     assert_ne!(container_net, thread_ino(NsKind::Net));
     // run: user and time (and cgroup) are the host's: no switch needed.
     let seen = set.run(|| thread_ino(NsKind::Net)).unwrap();
@@ -110,7 +106,7 @@ fn sets_read_from_a_running_container_work() {
     );
     // The calling thread's own set, every kind: nothing to switch at all.
     let status = Command::new("true")
-        .spawn_in(&NsSet::current(all_kinds_here()).unwrap())
+        .spawn_in(&NsSet::current(kinds).unwrap())
         .unwrap()
         .wait()
         .unwrap();
@@ -272,9 +268,8 @@ fn path_based_calls_free_the_namespace_when_the_path_is_deleted() {
 #[test]
 fn workers_stay_warm_while_a_handle_lives_and_leave_when_the_last_goes() {
     let n = TempNs::new(NsKind::Net);
-    let executor = support::capped_executor(1);
+    let executor = nsguard_suite::capped_executor(1);
     let set = NsSet::from(Namespace::open(n.path(), NsKind::Net).unwrap());
-    let tid = || nix::unistd::gettid().as_raw();
     let first = executor.run(&set, tid).unwrap();
     assert_eq!(executor.run(&set, tid).unwrap(), first);
     assert_eq!(threads_in(NsKind::Net, n.ino()).len(), 1, "warm inside");

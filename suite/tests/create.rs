@@ -2,14 +2,12 @@
 //! kernel, from a process that has several threads running (the test
 //! harness always does; `busy_threads` adds more to be sure).
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nsguard::{CommandExt, Error, IdMap, Namespace, NsKind, NsKinds, NsSet, Unshare};
-use support::{main_thread_ino, path_ino, thread_ino, ChildGuard, TempNs};
+use nsguard_suite::{main_thread_ino, path_ino, thread_ino, ChildGuard, TempNs};
 
 /// Keeps a few extra threads alive until dropped: user namespaces must be
 /// created without the kernel's single-threaded path.
@@ -55,7 +53,7 @@ fn sh(script: &str) -> Command {
 
 #[test]
 fn new_namespaces_of_each_thread_kind_are_new_and_the_caller_stays() {
-    for kind in support::kinds_this_kernel_has(
+    for kind in nsguard_suite::kinds_this_kernel_has(
         "new_namespaces_of_each_thread_kind_are_new_and_the_caller_stays",
         &[
             NsKind::Net,
@@ -305,7 +303,7 @@ fn a_process_spawned_into_an_existing_pid_namespace_is_inside() {
 
 #[test]
 fn a_time_namespace_through_a_process() {
-    if !support::require_time_ns("a_time_namespace_through_a_process") {
+    if !nsguard_suite::require_time_ns("a_time_namespace_through_a_process") {
         return;
     }
     let set = NsSet::unshare(NsKind::Time).unwrap();
@@ -317,7 +315,7 @@ fn a_time_namespace_through_a_process() {
 
 #[test]
 fn every_kind_at_once_and_no_namespace_fd_leaks_into_the_child() {
-    let kinds: NsKinds = support::kinds_this_kernel_has(
+    let kinds: NsKinds = nsguard_suite::kinds_this_kernel_has(
         "every_kind_at_once_and_no_namespace_fd_leaks_into_the_child",
         &[
             NsKind::User,
@@ -378,8 +376,8 @@ fn the_working_directory_is_resolved_inside_the_mount_namespace() {
 fn failures_in_the_child_name_the_namespace() {
     let net = TempNs::new(NsKind::Net);
     let set = NsSet::from(Namespace::open(net.path(), NsKind::Net).unwrap());
-    support::on_fresh_thread(|| {
-        support::drop_cap_sys_admin_on_this_thread();
+    nsguard_suite::on_fresh_thread(|| {
+        nsguard_suite::drop_cap_sys_admin_on_this_thread();
         match Command::new("true").spawn_in(&set) {
             Err(err @ Error::PermissionDenied { .. }) => {
                 assert_eq!(err.path(), Some(net.path()));

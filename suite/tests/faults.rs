@@ -2,21 +2,13 @@
 //! namespace deleted while a worker sits in it, a path that now names
 //! another namespace.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
 use nsguard::{in_namespace, netns, Error, Executor, Namespace, NsKind, NsSet};
-use support::{drop_cap_sys_admin_on_this_thread, path_ino, thread_ino, unique_name, TempNs};
-
-fn tid() -> i32 {
-    nix::unistd::gettid().as_raw()
-}
-
-fn open(temp: &TempNs) -> Namespace {
-    Namespace::open(temp.path(), temp.kind()).unwrap()
-}
+use nsguard_suite::{
+    drop_cap_sys_admin_on_this_thread, open, path_ino, thread_ino, tid, unique_name, TempNs,
+};
 
 #[test]
 fn a_worker_that_can_no_longer_switch_is_retired() {
@@ -34,7 +26,7 @@ fn a_worker_that_can_no_longer_switch_is_retired() {
     // every setns of a netns.
     let first = executor
         .run(&set_a, || {
-            support::fail_setns_on_this_thread(libc::CLONE_NEWNET, libc::EDOM);
+            nsguard_suite::fail_setns_on_this_thread(libc::CLONE_NEWNET, libc::EDOM);
             tid()
         })
         .unwrap();
@@ -55,7 +47,7 @@ fn a_worker_that_can_no_longer_switch_is_retired() {
 fn a_worker_whose_body_changed_its_capabilities_is_not_reused() {
     let a = TempNs::new(NsKind::Net);
     let set = NsSet::from(open(&a));
-    let executor = support::capped_executor(1);
+    let executor = nsguard_suite::capped_executor(1);
     let first = executor
         .run(&set, || {
             drop_cap_sys_admin_on_this_thread();

@@ -2,15 +2,13 @@
 //! switches and comes back, nothing else moves, and every failure leaves the
 //! thread either where it was or poisoned.
 
-mod support;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 
 use nsguard::{Errno, Error, Namespace, NsKind, NsKinds, NsSet};
-use support::{
+use nsguard_suite::{
     drop_cap_sys_admin_on_this_thread, fail_setns_on_this_thread, main_thread_ino, on_fresh_thread,
-    task_ino, thread_ino, TempNs,
+    open, panic_message, task_ino, thread_ino, tid, TempNs,
 };
 
 const SWITCHABLE: [NsKind; 5] = [
@@ -20,10 +18,6 @@ const SWITCHABLE: [NsKind; 5] = [
     NsKind::Cgroup,
     NsKind::Pid,
 ];
-
-fn open(temp: &TempNs) -> Namespace {
-    Namespace::open(temp.path(), temp.kind()).unwrap()
-}
 
 /// A thread that only waits; its namespaces must never change.
 struct Bystander {
@@ -37,7 +31,7 @@ impl Bystander {
         let (tid_tx, tid_rx) = mpsc::channel();
         let (stop, stop_rx) = mpsc::channel::<()>();
         let handle = std::thread::spawn(move || {
-            tid_tx.send(nix::unistd::gettid().as_raw()).unwrap();
+            tid_tx.send(tid()).unwrap();
             let _ = stop_rx.recv();
         });
         Bystander {
@@ -186,14 +180,6 @@ fn nested_guards_unwind_in_order() {
     });
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
 fn assert_every_call_is_poisoned(probe: &TempNs) {
     assert!(nsguard::is_poisoned());
     for result in [
@@ -287,7 +273,7 @@ fn a_failed_restore_poisons_the_thread() {
 #[test]
 fn mnt_time_and_user_are_refused_before_anything_changes() {
     let net = TempNs::new(NsKind::Net);
-    for kind in support::kinds_this_kernel_has(
+    for kind in nsguard_suite::kinds_this_kernel_has(
         "mnt_time_and_user_are_refused_before_anything_changes",
         &[NsKind::Mnt, NsKind::Time, NsKind::User],
     ) {
@@ -440,7 +426,7 @@ fn a_guard_returns_a_thread_moved_by_raw_setns_to_where_it_was() {
 /// a raw `setns`, it really enters B, and comes back to A.
 #[test]
 fn a_forked_child_reads_its_own_namespaces() {
-    if !support::in_child_process(
+    if !nsguard_suite::in_child_process(
         "a_forked_child_reads_its_own_namespaces",
         std::time::Duration::from_secs(60),
     ) {

@@ -3,34 +3,19 @@
 //! user code does on its threads. Each scenario that could hang runs in a
 //! child process under a watchdog.
 
-mod support;
-
 use std::future::Future;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use nsguard::{Error, Executor, Namespace, NsKind, NsSet};
-use support::{in_child_process, status_line, thread_ino, PanicOnDrop, PidsLimit, TempNs};
+use nsguard_suite::{
+    block_on, in_child_process, net_set, panic_message, status_line, thread_ino, tid, PanicOnDrop,
+    PidsLimit, TempNs,
+};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn tid() -> i32 {
-    nix::unistd::gettid().as_raw()
-}
-
-fn net_set(temp: &TempNs) -> NsSet {
-    NsSet::from(Namespace::open(temp.path(), NsKind::Net).unwrap())
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default()
-}
 
 /// A worker whose switch fails drops the closure it could not run; a
 /// panicking `Drop` there reaches the caller as a panic, and the worker's
@@ -55,7 +40,7 @@ fn a_closure_that_panics_when_dropped_unrun_releases_its_caller() {
         // Break the (only) worker: setns of a netns fails on it from now on.
         executor
             .run(&set_a, || {
-                support::fail_setns_on_this_thread(libc::CLONE_NEWNET, libc::EDOM)
+                nsguard_suite::fail_setns_on_this_thread(libc::CLONE_NEWNET, libc::EDOM)
             })
             .unwrap();
         let captured = PanicOnDrop("dropped unrun");
@@ -137,7 +122,7 @@ fn run_async_contains_drops_results_and_wakers() {
     }
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
-    let executor = support::capped_executor(1);
+    let executor = nsguard_suite::capped_executor(1);
     let first = executor.run(&set, tid).unwrap();
 
     // 1. Cancelled before it started: its closure is dropped on the worker.
@@ -189,24 +174,6 @@ fn run_async_contains_drops_results_and_wakers() {
     go_tx.send(()).unwrap();
     assert_eq!(block_on(fut).unwrap(), 7);
     assert_eq!(executor.run(&set, tid).unwrap(), first, "same worker");
-}
-
-/// Polls a future to completion on this thread.
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
-            return v;
-        }
-        std::thread::park();
-    }
 }
 
 #[test]
@@ -300,7 +267,7 @@ fn run_async_from_a_body_respects_the_cap() {
     }
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
-    let executor = support::capped_executor(2);
+    let executor = nsguard_suite::capped_executor(2);
     let futures = executor
         .run(&set, || {
             let futures: Vec<_> = (0..500)
@@ -420,7 +387,7 @@ fn global_workers_never_inherit_a_callers_dropped_capabilities() {
         return;
     }
     let full = status_line("CapEff");
-    let refused = support::on_fresh_thread(|| {
+    let refused = nsguard_suite::on_fresh_thread(|| {
         caps::drop(
             None,
             caps::CapSet::Effective,
@@ -433,7 +400,8 @@ fn global_workers_never_inherit_a_callers_dropped_capabilities() {
         Err(Error::Worker { reason, .. }) => assert!(reason.contains("CapEff"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    let seen = support::on_fresh_thread(|| NsSet::new().run(|| status_line("CapEff")).unwrap());
+    let seen =
+        nsguard_suite::on_fresh_thread(|| NsSet::new().run(|| status_line("CapEff")).unwrap());
     assert_eq!(seen, full);
 }
 
@@ -465,7 +433,7 @@ fn a_body_that_changes_its_threads_state_retires_its_worker() {
         assert_eq!(rc, 0);
     }
     fn seccomp() {
-        support::fail_setns_on_this_thread(libc::CLONE_NEWUTS, libc::EDOM);
+        nsguard_suite::fail_setns_on_this_thread(libc::CLONE_NEWUTS, libc::EDOM);
     }
     fn securebits() {
         // SAFETY: PR_SET_SECUREBITS takes integers only (SECBIT_KEEP_CAPS).
@@ -483,7 +451,7 @@ fn a_body_that_changes_its_threads_state_retires_its_worker() {
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
     for (name, change, line) in cases {
-        let executor = support::capped_executor(1);
+        let executor = nsguard_suite::capped_executor(1);
         let (first, before) = executor.run(&set, || (tid(), status_line(line))).unwrap();
         executor.run(&set, change).unwrap();
         let (second, after) = executor.run(&set, || (tid(), status_line(line))).unwrap();
@@ -498,7 +466,7 @@ fn a_body_that_changes_its_threads_state_retires_its_worker() {
 fn a_body_that_changes_a_private_cwd_retires_its_worker() {
     let m = TempNs::new(NsKind::Mnt);
     let set = NsSet::from(Namespace::open(m.path(), NsKind::Mnt).unwrap());
-    let executor = support::capped_executor(1);
+    let executor = nsguard_suite::capped_executor(1);
     let (first, cwd) = executor
         .run(&set, || (tid(), std::env::current_dir().unwrap()))
         .unwrap();
@@ -520,7 +488,7 @@ fn thread_creation_failures_are_errors_not_panics() {
     let (p, q) = (TempNs::new(NsKind::Pid), TempNs::new(NsKind::Pid));
     let pid_set = NsSet::from(Namespace::open(p.path(), NsKind::Pid).unwrap());
     let other_pid = NsSet::from(Namespace::open(q.path(), NsKind::Pid).unwrap());
-    support::on_fresh_thread(|| {
+    nsguard_suite::on_fresh_thread(|| {
         let _guard = pid_set.enter().unwrap();
         let thread_error = |what: &str, r: nsguard::Result<()>| match r {
             Err(Error::Thread { errno, .. }) => assert_eq!(errno, nsguard::Errno::EINVAL, "{what}"),
@@ -529,7 +497,7 @@ fn thread_creation_failures_are_errors_not_panics() {
         thread_error("unshare", NsSet::unshare(NsKind::Uts).map(drop));
         thread_error(
             "netns::add",
-            nsguard::netns::add(&support::unique_name("nt")).map(drop),
+            nsguard::netns::add(&nsguard_suite::unique_name("nt")).map(drop),
         );
         thread_error(
             "spawn_in",

@@ -4,8 +4,6 @@
 //! close_range(2). CI runs this on the host's kernel and under
 //! `tools/kernel-emu --kernel 5.4` and `4.18`.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,10 +11,10 @@ use nsguard::{CommandExt, Error, Namespace, NsKind, NsKinds, NsSet, Pool, Unshar
 
 #[test]
 fn the_probe_sees_what_proc_shows() {
-    assert_eq!(NsKind::Time.is_supported(), support::has_time_ns());
+    assert_eq!(NsKind::Time.is_supported(), nsguard_suite::has_time_ns());
     assert_eq!(
         NsKinds::supported().contains(NsKind::Time),
-        support::has_time_ns()
+        nsguard_suite::has_time_ns()
     );
     for kind in [
         NsKind::Mnt,
@@ -36,7 +34,7 @@ fn workers_run_without_time_namespaces_too() {
     // Every call used to fail reading time_for_children on such kernels.
     let set = NsSet::unshare(NsKind::Net | NsKind::Uts).unwrap();
     let ino = set
-        .run(|| support::thread_ino(NsKind::Net))
+        .run(|| nsguard_suite::thread_ino(NsKind::Net))
         .expect("a worker runs the call");
     assert_eq!(ino, set.get(NsKind::Net).unwrap().id().ino());
 }
@@ -64,7 +62,7 @@ fn assert_time_refused(what: &str, result: Result<impl std::fmt::Debug, Error>) 
 
 #[test]
 fn time_is_refused_by_name_where_the_kernel_lacks_it() {
-    if !support::require_no_time_ns("time_is_refused_by_name_where_the_kernel_lacks_it") {
+    if !nsguard_suite::require_no_time_ns("time_is_refused_by_name_where_the_kernel_lacks_it") {
         return;
     }
     let me = std::process::id();

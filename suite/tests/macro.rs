@@ -1,15 +1,9 @@
 //! `#[in_namespace]` on the forms it accepts, against real namespaces.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use nsguard::{in_namespace, Namespace, NsKind, NsSet};
-use support::{main_thread_ino, thread_ino, TempNs};
-
-fn tid() -> i32 {
-    nix::unistd::gettid().as_raw()
-}
+use nsguard_suite::{main_thread_ino, thread_ino, tid, TempNs};
 
 #[in_namespace(net = path)]
 fn net_ino_at(path: &Path) -> std::io::Result<(u64, i32)> {

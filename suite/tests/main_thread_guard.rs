@@ -7,13 +7,11 @@
 //! own `main` (`harness = false`). The scenario runs in a child process (this
 //! binary again) under a watchdog.
 
-mod support;
-
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use nsguard::{Namespace, NsKind, NsSet};
-use support::{thread_ino, TempNs};
+use nsguard_suite::{thread_ino, TempNs};
 
 const CHILD: &str = "NSGUARD_MAIN_THREAD_GUARD_CHILD";
 

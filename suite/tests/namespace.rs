@@ -1,18 +1,16 @@
 //! Opening and validating namespace handles and sets, on real namespaces.
 
-mod support;
-
 use std::os::unix::net::UnixListener;
 
 use nix::sched::{unshare, CloneFlags};
 use nsguard::{Errno, Error, Namespace, NsKind, NsKinds, NsSet};
-use support::{
+use nsguard_suite::{
     main_thread_ino, on_fresh_thread, path_ino, thread_ino, ChildGuard, NamedNetns, TempNs,
 };
 
 #[test]
 fn every_kind_opens_and_has_the_namespace_identity() {
-    for kind in support::kinds_this_kernel_has(
+    for kind in nsguard_suite::kinds_this_kernel_has(
         "every_kind_opens_and_has_the_namespace_identity",
         &NsKind::ALL,
     ) {
@@ -41,8 +39,10 @@ fn every_kind_opens_and_has_the_namespace_identity() {
 #[test]
 fn a_namespace_of_another_kind_is_refused() {
     let net = TempNs::new(NsKind::Net);
-    let kinds =
-        support::kinds_this_kernel_has("a_namespace_of_another_kind_is_refused", &NsKind::ALL);
+    let kinds = nsguard_suite::kinds_this_kernel_has(
+        "a_namespace_of_another_kind_is_refused",
+        &NsKind::ALL,
+    );
     for kind in kinds.into_iter().filter(|k| *k != NsKind::Net) {
         match Namespace::open(net.path(), kind) {
             Err(Error::WrongKind {
@@ -182,7 +182,7 @@ fn named_opens_what_ip_netns_made_and_reports_a_missing_name() {
     assert_eq!(ns.id().ino(), named.ns.ino());
     assert_eq!(ns.path(), Some(named.path.as_path()));
 
-    let missing = support::unique_name("nsguard-missing");
+    let missing = nsguard_suite::unique_name("nsguard-missing");
     match Namespace::named(&missing) {
         Err(err @ Error::NotFound { .. }) => {
             assert_eq!(
@@ -194,7 +194,8 @@ fn named_opens_what_ip_netns_made_and_reports_a_missing_name() {
         other => panic!("expected NotFound, got {other:?}"),
     }
     // A name whose entry is not a namespace.
-    let bogus = std::path::Path::new("/run/netns").join(support::unique_name("nsguard-bogus"));
+    let bogus =
+        std::path::Path::new("/run/netns").join(nsguard_suite::unique_name("nsguard-bogus"));
     std::fs::write(&bogus, "").unwrap();
     let result = Namespace::named(bogus.file_name().unwrap().to_str().unwrap());
     std::fs::remove_file(&bogus).unwrap();
@@ -289,7 +290,7 @@ fn current_is_the_calling_threads_namespace_not_the_processes() {
 
 #[test]
 fn current_sets_of_every_kind() {
-    let kinds = support::kinds_this_kernel_has("current_sets_of_every_kind", &NsKind::ALL);
+    let kinds = nsguard_suite::kinds_this_kernel_has("current_sets_of_every_kind", &NsKind::ALL);
     assert_eq!(NsKinds::supported(), kinds.iter().copied().collect());
     let set = NsSet::current(NsKinds::supported()).unwrap();
     assert_eq!(set.len(), kinds.len());
@@ -398,7 +399,7 @@ fn sets_are_equal_when_they_hold_the_same_namespaces() {
     let a = NsSet::current(NsKind::Net | NsKind::Uts).unwrap();
     let b = NsSet::of_pid(std::process::id(), NsKind::Uts | NsKind::Net).unwrap();
     assert_eq!(a, b);
-    let temp = support::TempNs::new(NsKind::Net);
+    let temp = nsguard_suite::TempNs::new(NsKind::Net);
     let c = NsSet::current(NsKind::Uts)
         .unwrap()
         .with(nsguard::Namespace::open(temp.path(), NsKind::Net).unwrap());

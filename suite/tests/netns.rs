@@ -1,11 +1,9 @@
 //! Named network namespaces, interoperating with iproute2 both ways.
 
-mod support;
-
 use std::process::Command;
 
 use nsguard::{netns, Errno, Error, Namespace, NsKind, NsSet};
-use support::{ip, path_ino, thread_ino, unique_name};
+use nsguard_suite::{ip, path_ino, thread_ino, unique_name};
 
 /// Deletes the name on drop, with nsguard or with `ip`.
 struct Named {
@@ -231,13 +229,13 @@ fn a_name_that_cannot_be_opened_once_made_is_removed_again() {
         }
     }
     let _cleanup = Cleanup(path.clone());
-    let result = support::on_fresh_thread(|| {
+    let result = nsguard_suite::on_fresh_thread(|| {
         // The final open of the new name, and only it, fails with EMFILE,
         // a real error from the kernel: openat(AT_FDCWD, path, the flags
         // every namespace fd is opened with). The namespace itself is
         // opened relative to /proc/thread-self/ns, not AT_FDCWD.
         let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
-        support::fail_syscall_on_this_thread(
+        nsguard_suite::fail_syscall_on_this_thread(
             libc::SYS_openat,
             &[(0, libc::AT_FDCWD as u32), (2, flags as u32)],
             libc::EMFILE,

@@ -1,21 +1,15 @@
 //! What an executor tells about itself: `Executor::stats()` and, with the
 //! `tracing` feature, events with the reason a worker was retired.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
-use nsguard::{Namespace, NsKind, NsSet};
-use support::{drop_cap_sys_admin_on_this_thread, TempNs};
-
-fn net_set(temp: &TempNs) -> NsSet {
-    NsSet::from(Namespace::open(temp.path(), NsKind::Net).unwrap())
-}
+use nsguard::{NsKind, NsSet};
+use nsguard_suite::{drop_cap_sys_admin_on_this_thread, net_set, TempNs};
 
 #[test]
 fn stats_count_calls_switches_retirements_and_evictions() {
     let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
-    let executor = support::capped_executor(1);
+    let executor = nsguard_suite::capped_executor(1);
     let set_a = net_set(&a);
     executor.run(&set_a, || ()).unwrap(); // a new worker switches to a
     executor.run(&set_a, || ()).unwrap(); // warm: no switch
@@ -93,7 +87,7 @@ fn a_retired_worker_is_reported_with_its_reason() {
     let lines = Arc::new(Mutex::new(Vec::new()));
     tracing::subscriber::set_global_default(Lines(Arc::clone(&lines))).unwrap();
     let a = TempNs::new(NsKind::Net);
-    let executor = support::capped_executor(1);
+    let executor = nsguard_suite::capped_executor(1);
     let set = net_set(&a);
     executor
         .run(&set, || {

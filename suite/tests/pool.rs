@@ -1,7 +1,5 @@
 //! `Pool`: distinct, ready sets, refilled in the background.
 
-mod support;
-
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,8 +7,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use nsguard::{Error, NsKind, NsSet, Pool};
-use support::main_thread_ino;
-use support::signals::PATIENCE;
+use nsguard_suite::{main_thread_ino, PATIENCE};
 
 /// The refill's first wait after a failure; each failure in a row doubles it.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -142,10 +139,10 @@ fn refill_threads_without_cap_sys_admin() -> usize {
 
 #[test]
 fn a_refill_that_cannot_work_stops_and_says_why() {
-    support::on_fresh_thread(|| {
+    nsguard_suite::on_fresh_thread(|| {
         // The refill thread inherits this thread's capabilities: without
         // CAP_SYS_ADMIN, unshare(CLONE_NEWNET) fails with EPERM every time.
-        support::drop_cap_sys_admin_on_this_thread();
+        nsguard_suite::drop_cap_sys_admin_on_this_thread();
         let pool = Pool::builder(NsKind::Net).size(2).build().unwrap();
         let started = Instant::now();
         match pool.try_wait_full(Duration::from_secs(20)) {
@@ -258,11 +255,11 @@ fn a_panicking_hook_does_not_end_the_refill() {
 /// (it was an Error::Worker with the text of the io::Error).
 #[test]
 fn a_pool_whose_thread_cannot_start_says_why() {
-    let result = support::on_fresh_thread(|| {
+    let result = nsguard_suite::on_fresh_thread(|| {
         // Thread creation fails on this thread only, as it would at a
         // cgroup's pids.max: glibc uses clone3, and clone where it lacks it.
-        support::fail_syscall_on_this_thread(libc::SYS_clone3, &[], libc::EAGAIN);
-        support::fail_syscall_on_this_thread(libc::SYS_clone, &[], libc::EAGAIN);
+        nsguard_suite::fail_syscall_on_this_thread(libc::SYS_clone3, &[], libc::EAGAIN);
+        nsguard_suite::fail_syscall_on_this_thread(libc::SYS_clone, &[], libc::EAGAIN);
         Pool::builder(NsKind::Uts).size(1).build()
     });
     match result {

@@ -2,22 +2,14 @@
 //! namespaces, borrow from the caller, propagate panics, nest, and never
 //! switch the caller's thread.
 
-mod support;
-
 use std::sync::mpsc;
 use std::time::Duration;
 
-use nsguard::{Error, Executor, Namespace, NsKind, NsSet};
-use support::signals::{await_exits, notify_on_exit, Latch, PATIENCE};
-use support::{main_thread_ino, thread_ino, ChildGuard, TempNs};
-
-fn open(temp: &TempNs) -> Namespace {
-    Namespace::open(temp.path(), temp.kind()).unwrap()
-}
-
-fn tid() -> i32 {
-    nix::unistd::gettid().as_raw()
-}
+use nsguard::{Error, Executor, NsKind, NsSet};
+use nsguard_suite::{
+    await_exits, main_thread_ino, notify_on_exit, open, thread_ino, tid, ChildGuard, Latch, TempNs,
+    PATIENCE,
+};
 
 /// Runs `f` on a thread and fails (instead of hanging) if it takes longer
 /// than `limit`: for tests whose failure mode is a deadlock.
@@ -108,7 +100,7 @@ fn bodies_borrow_from_the_caller() {
 fn a_panic_is_re_raised_in_the_caller_and_the_worker_survives() {
     let temp = TempNs::new(NsKind::Net);
     let set = NsSet::from(open(&temp));
-    let executor = support::capped_executor(1);
+    let executor = nsguard_suite::capped_executor(1);
     let first = executor.run(&set, tid).unwrap();
     let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         executor.run(&set, || -> () { std::panic::panic_any(42_u32) })
@@ -152,7 +144,7 @@ fn nested_calls_at_the_cap_do_not_deadlock() {
     let temps: Vec<TempNs> = (0..4).map(|_| TempNs::new(NsKind::Net)).collect();
     let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
     let expected: Vec<u64> = temps.iter().map(TempNs::ino).collect();
-    let executor = support::capped_executor(2);
+    let executor = nsguard_suite::capped_executor(2);
     let seen = within(Duration::from_secs(20), move || {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
@@ -190,7 +182,7 @@ fn nested_calls_at_the_cap_do_not_deadlock() {
 fn at_the_cap_top_level_calls_wait_for_a_worker() {
     let temps: Vec<TempNs> = (0..6).map(|_| TempNs::new(NsKind::Uts)).collect();
     let sets: Vec<NsSet> = temps.iter().map(open).map(NsSet::from).collect();
-    let executor = support::capped_executor(2);
+    let executor = nsguard_suite::capped_executor(2);
     std::thread::scope(|s| {
         for (set, temp) in sets.iter().zip(&temps) {
             let executor = &executor;
@@ -220,7 +212,7 @@ fn a_tmpfs_mounted_in_a_body_stays_in_that_mount_namespace() {
             "worker in mnt:[{}] (the set's is {}), tid {}",
             thread_ino(NsKind::Mnt),
             mnt.ino(),
-            nix::unistd::gettid()
+            tid()
         )
     };
     set.run(|| {
@@ -292,7 +284,7 @@ fn processes_spawned_in_a_pid_body_land_in_the_pid_namespace() {
 
 #[test]
 fn user_and_time_are_refused_without_running_the_body() {
-    for kind in support::kinds_this_kernel_has(
+    for kind in nsguard_suite::kinds_this_kernel_has(
         "user_and_time_are_refused_without_running_the_body",
         &[NsKind::User, NsKind::Time],
     ) {
@@ -314,7 +306,7 @@ fn user_and_time_are_refused_without_running_the_body() {
 fn a_worker_that_a_body_moved_is_retired() {
     let temp = TempNs::new(NsKind::Net);
     let set = NsSet::from(open(&temp));
-    let executor = support::capped_executor(1);
+    let executor = nsguard_suite::capped_executor(1);
     let (exits_tx, exits) = mpsc::channel();
     let first = executor
         .run(&set, move || {

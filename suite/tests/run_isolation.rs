@@ -2,12 +2,10 @@
 //! threads are around: while 8 threads make many calls over 24 namespaces,
 //! no thread but the executor's own ever leaves the host namespaces.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nsguard::{Namespace, NsKind, NsSet};
-use support::{main_thread_ino, strays, thread_ino, TempNs};
+use nsguard_suite::{main_thread_ino, strays, thread_ino, TempNs};
 
 const WATCHED: [NsKind; 7] = [
     NsKind::Net,
@@ -22,7 +20,7 @@ const WATCHED: [NsKind; 7] = [
 #[test]
 fn callers_never_leave_the_host_namespaces() {
     let watched =
-        support::kinds_this_kernel_has("callers_never_leave_the_host_namespaces", &WATCHED);
+        nsguard_suite::kinds_this_kernel_has("callers_never_leave_the_host_namespaces", &WATCHED);
     let host: Vec<(NsKind, u64)> = watched.iter().map(|k| (*k, main_thread_ino(*k))).collect();
     assert!(strays(&host).is_empty());
     let temps: Vec<(TempNs, TempNs)> = (0..24)

@@ -1,31 +1,23 @@
 //! Sockets made inside a namespace and used from anywhere.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use nsguard::{CommandExt, Error, Namespace, NsKind, NsSet};
-use support::TempNs;
+use nsguard::{Error, NsKind, NsSet};
+use nsguard_suite::{lo_up, net_set, TempNs};
 
 /// The set of `temp`, with its loopback up (a new network namespace has
 /// `lo` down).
-fn net_set(temp: &TempNs) -> NsSet {
-    let set = NsSet::from(Namespace::open(temp.path(), NsKind::Net).unwrap());
-    let status = std::process::Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .spawn_in(&set)
-        .unwrap()
-        .wait()
-        .unwrap();
-    assert!(status.success());
+fn net_set_with_lo_up(temp: &TempNs) -> NsSet {
+    let set = net_set(temp);
+    lo_up(&set);
     set
 }
 
 #[test]
 fn a_listener_made_inside_accepts_clients_made_inside_and_not_the_hosts() {
     let a = TempNs::new(NsKind::Net);
-    let set = net_set(&a);
+    let set = net_set_with_lo_up(&a);
     let listener = set.bind_tcp("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     // A client made in A, used from this (host) thread, reaches it: the
@@ -58,7 +50,7 @@ fn a_listener_made_inside_accepts_clients_made_inside_and_not_the_hosts() {
 #[test]
 fn errors_name_the_namespace_and_the_address() {
     let a = TempNs::new(NsKind::Net);
-    let set = net_set(&a);
+    let set = net_set_with_lo_up(&a);
     // A fresh namespace has only lo: this address is not there.
     let err = set.bind_tcp("10.99.99.99:0").unwrap_err();
     assert!(matches!(err, Error::Socket { .. }), "{err:?}");
@@ -120,7 +112,7 @@ fn links(rtnl: &OwnedFd) -> Vec<String> {
 #[test]
 fn a_netlink_socket_made_inside_lists_the_namespaces_links() {
     let a = TempNs::new(NsKind::Net);
-    let set = net_set(&a);
+    let set = net_set_with_lo_up(&a);
     let rtnl = set
         .socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)
         .unwrap();
@@ -133,7 +125,7 @@ fn a_netlink_socket_made_inside_lists_the_namespaces_links() {
     assert!(host_links.contains(&"lo".to_string()));
     // A veth end created on the host shows on the host's list only.
     let name = format!("sk{}", std::process::id() % 100_000);
-    support::ip(&[
+    nsguard_suite::ip(&[
         "link",
         "add",
         &name,
@@ -145,7 +137,7 @@ fn a_netlink_socket_made_inside_lists_the_namespaces_links() {
     ]);
     let after = links(&host);
     let inside = links(&rtnl);
-    support::ip(&["link", "del", &name]);
+    nsguard_suite::ip(&["link", "del", &name]);
     assert!(after.contains(&name), "{after:?}");
     assert_eq!(inside, ["lo"]);
 }
@@ -154,7 +146,7 @@ fn a_netlink_socket_made_inside_lists_the_namespaces_links() {
 fn async_sockets_register_with_the_callers_runtime() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let a = TempNs::new(NsKind::Net);
-    let set = net_set(&a);
+    let set = net_set_with_lo_up(&a);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()

@@ -8,13 +8,11 @@
 //!
 //! `NSGUARD_STRESS=heavy` multiplies the calls by ~13.
 
-mod support;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nsguard::{in_namespace, Executor, Namespace, NsKind, NsSet};
-use support::{main_thread_ino, namespace_fds, strays, thread_ino, threads_named, TempNs};
+use nsguard_suite::{main_thread_ino, namespace_fds, strays, thread_ino, threads_named, TempNs};
 
 const THREADS: usize = 8;
 const NAMESPACES: usize = 100;

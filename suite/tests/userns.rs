@@ -2,10 +2,8 @@
 //! return to namespaces owned by the parent user namespace. Each test runs
 //! itself again in such a child process and checks what happens there.
 
-mod support;
-
 use nsguard::{Error, NsKind, NsSet};
-use support::{main_thread_ino, on_fresh_thread, thread_ino};
+use nsguard_suite::{main_thread_ino, on_fresh_thread, thread_ino};
 
 const INSIDE: &str = "NSGUARD_TEST_IN_USERNS";
 
@@ -76,7 +74,7 @@ fn a_worker_that_left_an_unreachable_home_namespace_serves_only_that_one() {
     if !in_child_userns("a_worker_that_left_an_unreachable_home_namespace_serves_only_that_one") {
         return;
     }
-    let executor = support::capped_executor(1);
+    let executor = nsguard_suite::capped_executor(1);
     let uts = NsSet::unshare(NsKind::Uts).unwrap();
     let uts_ino = uts.get(NsKind::Uts).unwrap().id().ino();
     let seen = executor

@@ -17,13 +17,15 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// then. `Latch::new(1, ..)` is a gate the test opens; `Latch::new(n, ..)`
 /// with each of `n` threads calling [`arrive_and_wait`](Self::arrive_and_wait)
 /// holds them until all are running at once.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Latch {
     state: Arc<(Mutex<State>, Condvar)>,
     what: &'static str,
 }
 
+#[derive(Debug)]
 struct State {
+    /// Count-downs still needed to open.
     left: usize,
     /// A wait ran out of patience: the others fail at once rather than each
     /// waiting its own [`PATIENCE`].
@@ -45,6 +47,7 @@ impl Latch {
         }
     }
 
+    /// Counts the latch down once; the last count-down opens it.
     pub fn count_down(&self) {
         let (lock, opened) = &*self.state;
         let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -72,6 +75,12 @@ impl Latch {
         }
     }
 
+    /// [`count_down`](Self::count_down), then [`wait`](Self::wait): each of
+    /// `n` threads says it is running and waits for the others.
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Self::wait).
     pub fn arrive_and_wait(&self) {
         self.count_down();
         self.wait();
@@ -85,7 +94,7 @@ pub fn notify_on_exit(tx: mpsc::Sender<i32>) {
     struct OnExit(RefCell<Vec<mpsc::Sender<i32>>>);
     impl Drop for OnExit {
         fn drop(&mut self) {
-            let tid = nix::unistd::gettid().as_raw();
+            let tid = crate::threads::tid();
             for tx in self.0.get_mut().drain(..) {
                 let _ = tx.send(tid);
             }
