@@ -142,8 +142,9 @@ pub use nsguard_core::netns;
 #[cfg(target_os = "linux")]
 pub use nsguard_core::{
     is_poisoned, poison_reason, CommandExt, Credentials, Errno, Error, Executor, ExecutorBuilder,
-    IdMap, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, Pool, PoolBuilder, Result,
-    Retired, RunAsync, SetIntoIter, SetIter, SharedError, Stats, Unshare, NETNS_DIRS,
+    IdMap, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, ParseKindError, Pool,
+    PoolBuilder, Result, Retired, RunAsync, SetIntoIter, SetIter, SharedError, Stats, Unshare,
+    WorkerCause, NETNS_DIRS,
 };
 
 #[cfg(target_os = "linux")]

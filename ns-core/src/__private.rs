@@ -8,31 +8,11 @@ use std::path::{Path, PathBuf};
 
 pub use crate::error::Error;
 use crate::error::Result;
-use crate::executor::{self, Executor};
+pub use crate::executor::SetRef;
+use crate::executor::{Executor, RunFuture};
+use crate::handle::namespace::Namespace;
+use crate::handle::set::NsSet;
 pub use crate::kind::NsKind;
-use crate::namespace::Namespace;
-use crate::set::NsSet;
-
-/// The namespaces of one call, borrowed.
-#[derive(Clone, Copy, Default)]
-pub struct Target<'a>(executor::Target<'a>);
-
-impl<'a> Target<'a> {
-    /// No namespace yet.
-    pub fn new() -> Target<'a> {
-        Target::default()
-    }
-
-    /// Starts from every namespace of `set`.
-    pub fn from_set(set: &'a NsSet) -> Target<'a> {
-        Target(set.target())
-    }
-
-    /// Adds (or replaces) one namespace.
-    pub fn with(self, ns: &'a Namespace) -> Target<'a> {
-        Target(self.0.with(ns))
-    }
-}
 
 /// A namespace named by a macro argument: opened from a path, or borrowed.
 pub enum Resolved<'a> {
@@ -132,28 +112,12 @@ impl<T: AsNsSet + ?Sized> AsNsSet for &T {
 }
 
 /// Runs `f` on the global executor inside `target`.
-pub fn run<'a, R, F>(target: &Target<'a>, f: F) -> Result<R>
+pub fn run<'a, R, F>(target: &SetRef<'a>, f: F) -> Result<R>
 where
     F: FnOnce() -> R + Send + 'a,
     R: Send + 'a,
 {
-    Executor::global()?.run_target(&target.0, f)
-}
-
-/// A worker's check after every call, for the benchmarks: the profile is
-/// read once, then [`SelfCheck::run`] is what each call costs.
-pub struct SelfCheck(executor::target::Profile);
-
-impl SelfCheck {
-    /// Reads the calling thread's profile.
-    pub fn new() -> Result<SelfCheck> {
-        executor::target::Profile::of_current_thread().map(SelfCheck)
-    }
-
-    /// Checks the thread against it, as a worker does after a call.
-    pub fn run(&self) -> Result<bool> {
-        self.0.matches_current_thread()
-    }
+    Executor::global()?.run_target(target, f)
 }
 
 /// What an `#[in_namespace]` fn may return: a `Result`, under any name
@@ -216,12 +180,12 @@ impl<E: From<Error>> FromNsError for E {
 /// an `#[in_namespace] async fn`. The `T` parameter types the body's async
 /// block, so that `?` inside it infers its error type.
 pub fn run_future<'a, T, F>(
-    target: &Target<'a>,
+    target: &SetRef<'a>,
     fut: F,
 ) -> impl std::future::Future<Output = Result<T>> + 'a
 where
     F: std::future::Future<Output = T> + Send + 'a,
     T: Send + 'a,
 {
-    executor::RunFuture::new(target.0, fut)
+    RunFuture::new(*target, fut)
 }

@@ -5,13 +5,15 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use crate::errno::Errno;
-
 use crate::error::{Error, Result};
+use crate::handle::namespace::Namespace;
+use crate::handle::proc_dir::ProcDir;
+use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
-use crate::namespace::{Namespace, ProcDir};
-use crate::set::NsSet;
+use crate::process::helper_thread::on_new_thread;
+use crate::sys::probe::check_supported;
 use crate::sys::{self, ChildPlan, ChildStep, ForkedHelper};
-use crate::thread_state;
+use crate::thread::marks;
 
 /// One line of a uid or gid map: ids `inside..inside+count` of the new user
 /// namespace are ids `outside..outside+count` of its parent.
@@ -114,8 +116,8 @@ impl Unshare {
     ///
     /// Those of [`create`](Self::create), and those of entering `base`.
     pub fn create_in(&self, base: &NsSet) -> Result<NsSet> {
-        thread_state::check()?;
-        Error::check_supported(self.kinds)?;
+        marks::check()?;
+        check_supported(self.kinds)?;
         if self.kinds.contains(NsKind::Pid) {
             return Err(Error::CannotCreate {
                 kind: NsKind::Pid,
@@ -135,9 +137,7 @@ impl Unshare {
             self.create_in_child(base)?
         } else {
             let kinds = self.kinds;
-            crate::threads::on_new_thread("create namespaces", || {
-                create_on_this_thread(kinds, base)
-            })??
+            on_new_thread("create namespaces", || create_on_this_thread(kinds, base))??
         };
         result.extend(created);
         Ok(result)
@@ -281,7 +281,7 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
             },
             _ => Error::Io {
                 op: "writing",
-                kind: NsKind::User,
+                kind: Some(NsKind::User),
                 path: Some(path.to_path_buf()),
                 errno,
             },

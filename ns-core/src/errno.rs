@@ -150,11 +150,17 @@ mod tests {
     #[test]
     fn prints_the_name_and_the_description() {
         assert_eq!(format!("{:?}", Errno::EUSERS), "EUSERS");
-        assert_eq!(Errno::ENOENT.to_string(), "ENOENT: No such file or directory");
+        assert_eq!(
+            Errno::ENOENT.to_string(),
+            "ENOENT: No such file or directory"
+        );
         assert_eq!(format!("{:?}", Errno::from_raw(9999)), "Errno(9999)");
         assert_eq!(Errno::from_raw(9999).to_string(), "errno 9999");
         // Numbers without a constant here still print their name.
-        assert_eq!(format!("{:?}", Errno::from_raw(libc::EHOSTUNREACH)), "EHOSTUNREACH");
+        assert_eq!(
+            format!("{:?}", Errno::from_raw(libc::EHOSTUNREACH)),
+            "EHOSTUNREACH"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::errno::Errno;
 use crate::id::NsId;
-use crate::kind::NsKind;
+use crate::kind::{NsKind, NsKinds, ParseKindError};
 
 /// Another error, kept in an [`Error`] (which is `Clone`) and returned by
 /// its [`source`](std::error::Error::source).
@@ -180,7 +180,8 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// A string that is not the proc name of a namespace kind.
+    /// A string that is not the proc name of a namespace kind (from
+    /// [`ParseKindError`], which `NsKind::from_str` returns).
     #[error(
         "unknown namespace kind {name:?}: expected one of cgroup, ipc, mnt, net, pid, time, \
          user, uts"
@@ -301,7 +302,7 @@ pub enum Error {
     #[non_exhaustive]
     Create {
         /// The kinds asked for.
-        kinds: crate::kind::NsKinds,
+        kinds: NsKinds,
         /// The step that failed, e.g. `"unshare"`.
         step: &'static str,
         /// The errno.
@@ -338,14 +339,18 @@ pub enum Error {
         source: Option<SharedError>,
     },
 
-    /// The executor could not run the call on a worker: the executor was
-    /// shut down, the calling thread is not a place to start workers from,
-    /// or a worker could not reach its namespaces. (No other error causes
-    /// it: a thread that cannot be started is [`Error::Thread`].)
+    /// The executor could not run the call on a worker; [`cause`] says why
+    /// in a form to match on, `reason` in words. (No other error causes
+    /// it: a thread that cannot be started is [`Error::Thread`], a
+    /// namespace a worker cannot enter is [`Error::Enter`].)
+    ///
+    /// [`cause`]: WorkerCause
     #[error("no worker could run the call: {reason}")]
     #[non_exhaustive]
     Worker {
-        /// What went wrong.
+        /// Why, as a value to match on.
+        cause: WorkerCause,
+        /// What went wrong, and what to do about it.
         reason: String,
     },
 
@@ -393,18 +398,60 @@ pub enum Error {
     },
 
     /// Another system call failed.
-    #[error("{op} {} failed: {errno}", kind_and_path(*kind, path.as_deref()))]
+    #[error("{op} {} failed: {errno}", io_subject(*kind, path.as_deref()))]
     #[non_exhaustive]
     Io {
         /// What was attempted, e.g. `"opening"`, `"inspecting"`.
         op: &'static str,
-        /// The kind involved.
-        kind: NsKind,
+        /// The kind of the namespace involved, if a namespace was (not for
+        /// a pipe, or a thread's status file).
+        kind: Option<NsKind>,
         /// The path involved, if any.
         path: Option<PathBuf>,
         /// The errno.
         errno: Errno,
     },
+}
+
+/// Why the executor could not run a call: the cause of an
+/// [`Error::Worker`].
+///
+/// ```
+/// use nsguard::{Error, WorkerCause};
+///
+/// fn must_build_own_executor(err: &Error) -> bool {
+///     // A forked child must build an executor of its own.
+///     matches!(err, Error::Worker { cause: WorkerCause::Forked, .. })
+/// }
+/// let err = nsguard::Namespace::of_pid(0, nsguard::NsKind::Net).unwrap_err();
+/// assert!(!must_build_own_executor(&err));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WorkerCause {
+    /// The executor was shut down (its last handle was dropped) before the
+    /// call could run.
+    ShutDown,
+    /// The executor, or the call's future, was made before `fork(2)` in the
+    /// parent process, whose threads the child does not have.
+    Forked,
+    /// nsguard's threads cannot be started from the calling thread: it is
+    /// inside a guard, has a root or cwd of its own, or other credentials
+    /// than the main thread. A call from another thread may succeed.
+    OriginRefused,
+    /// nsguard's origin thread, which starts every worker, died or is gone.
+    OriginGone,
+    /// A worker could not reach, or return to, the executor's home
+    /// namespaces.
+    CannotReachHome,
+    /// A worker was still inside a namespace after the program dropped its
+    /// last handle to it, past the time allowed (`netns::delete`).
+    StillInside,
+    /// The call was dropped before a worker could run it.
+    Dropped,
+    /// An `#[in_namespace] async fn`'s future was polled after it had
+    /// completed.
+    PolledAfterCompletion,
 }
 
 impl Error {
@@ -439,8 +486,8 @@ impl Error {
             | Error::NotANamespace { kind, .. }
             | Error::UnsupportedOnThread { kind, .. }
             | Error::KindUnsupported { kind, .. }
-            | Error::CannotCreate { kind, .. }
-            | Error::Io { kind, .. } => Some(*kind),
+            | Error::CannotCreate { kind, .. } => Some(*kind),
+            Error::Io { kind, .. } => *kind,
             Error::WrongKind { expected, .. } => Some(*expected),
             Error::Enter { ns, .. } | Error::Restore { ns, .. } => Some(ns.kind()),
             Error::NoWayBack { here, .. } => Some(here.kind()),
@@ -494,18 +541,6 @@ impl Error {
         }
     }
 
-    /// `Err(KindUnsupported)` for the first kind of `kinds` the running
-    /// kernel lacks.
-    pub(crate) fn check_supported(kinds: crate::kind::NsKinds) -> Result<()> {
-        match kinds.difference(crate::probe::kernel().kinds).iter().next() {
-            None => Ok(()),
-            Some(kind) => Err(Error::KindUnsupported {
-                kind,
-                needs: crate::probe::needs(kind),
-            }),
-        }
-    }
-
     pub(crate) fn enter(ns: NsId, path: Option<&Path>, errno: Errno) -> Error {
         if matches!(errno, Errno::EPERM | Errno::EACCES) {
             return Error::PermissionDenied {
@@ -524,6 +559,14 @@ impl Error {
     }
 }
 
+impl From<ParseKindError> for Error {
+    fn from(err: ParseKindError) -> Error {
+        Error::UnknownKind {
+            name: err.into_name(),
+        }
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         io::Error::new(err.io_kind(), err)
@@ -534,6 +577,14 @@ fn kind_and_path(kind: NsKind, path: Option<&Path>) -> String {
     match path {
         Some(p) => format!("{} (a {kind} namespace)", p.display()),
         None => format!("a {kind} namespace"),
+    }
+}
+
+fn io_subject(kind: Option<NsKind>, path: Option<&Path>) -> String {
+    match (kind, path) {
+        (Some(kind), path) => kind_and_path(kind, path),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => "a system call".into(),
     }
 }
 
@@ -631,6 +682,41 @@ mod tests {
         assert_eq!(err.errno(), Some(Errno::EINVAL));
         assert_eq!(err.ns_kind(), Some(NsKind::Pid));
         assert_eq!(err.path(), Some(Path::new("/tmp/p")));
+    }
+
+    #[test]
+    fn io_errors_name_a_kind_only_where_there_is_one() {
+        let err = Error::Io {
+            op: "reading",
+            kind: None,
+            path: Some("/proc/thread-self/status".into()),
+            errno: Errno::EACCES,
+        };
+        assert_eq!(err.ns_kind(), None);
+        assert_eq!(
+            err.to_string(),
+            "reading /proc/thread-self/status failed: EACCES: Permission denied"
+        );
+        let err = Error::Io {
+            op: "opening",
+            kind: Some(NsKind::Net),
+            path: None,
+            errno: Errno::EMFILE,
+        };
+        assert_eq!(err.ns_kind(), Some(NsKind::Net));
+        assert!(err
+            .to_string()
+            .starts_with("opening a net namespace failed"));
+    }
+
+    #[test]
+    fn a_kind_that_does_not_parse_converts_into_unknown_kind() {
+        let parse = |s: &str| -> Result<NsKind> { Ok(s.parse::<NsKind>()?) };
+        let err = parse("network").unwrap_err();
+        assert!(matches!(&err, Error::UnknownKind { name } if name == "network"));
+        assert!(err
+            .to_string()
+            .contains("cgroup, ipc, mnt, net, pid, time, user, uts"));
     }
 
     #[test]

@@ -4,10 +4,13 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::error::{Error, Result};
-use crate::kind::{NsKind, NsKinds};
-use crate::namespace::Namespace;
-use crate::set::{NsSet, SETNS_ORDER};
-use crate::{sys, thread_state};
+use crate::handle::namespace::Namespace;
+use crate::handle::reentry::can_return_to;
+use crate::handle::set::NsSet;
+use crate::kind::{NsKind, NsKinds, SETNS_ORDER};
+use crate::process::origin;
+use crate::sys;
+use crate::thread::{marks, ns_links};
 
 /// The calling thread, switched into the namespaces of an [`NsSet`] by
 /// [`NsSet::enter`]. Dropping the guard switches the thread back, newest
@@ -103,13 +106,67 @@ impl WayBack {
     }
 }
 
+impl NsSet {
+    /// Switches the **calling thread** into every namespace of the set, and
+    /// returns a guard that switches it back when dropped.
+    ///
+    /// The thread's current namespaces are opened before the first
+    /// `setns(2)`, so that it can always be switched back; kinds the thread
+    /// is already in are not switched. Each `setns` passes the kind's
+    /// `CLONE_NEW*` flag, so the kernel refuses a namespace of another kind.
+    /// If entering fails half way, the kinds already switched are switched
+    /// back before the error is returned: the thread is where it was.
+    ///
+    /// Only net, uts, ipc, cgroup and pid can be switched this way (pid:
+    /// only `pid_for_children` changes, and the thread cannot create
+    /// threads while it is switched; processes it forks start in the pid
+    /// namespace). A mnt, time or user namespace the thread is already in
+    /// needs no switch and is accepted (a set read from a container often
+    /// has the host's user and time namespaces); another one is refused:
+    /// run the code on a worker or in a process instead.
+    ///
+    /// Never hold the guard across `.await`: see [`NsGuard`]'s docs.
+    ///
+    /// Everything else on this thread runs inside too while the guard lives;
+    /// threads started meanwhile stay inside for good, and work handed to
+    /// thread pools started earlier runs outside.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::UnsupportedOnThread`] if the set has a mnt, time or user
+    ///   namespace the thread is not already in, before anything changes;
+    /// - [`Error::PermissionDenied`] without `CAP_SYS_ADMIN` over the target;
+    /// - [`Error::Enter`] if `setns` fails otherwise;
+    /// - [`Error::Restore`] if switching back after a failure failed too: the
+    ///   thread is then poisoned;
+    /// - [`Error::Poisoned`] if the thread was poisoned before.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use nsguard::{Namespace, NsSet};
+    ///
+    /// let blue = NsSet::from(Namespace::named("blue")?);
+    /// {
+    ///     let _guard = blue.enter()?;
+    ///     // this thread is in `blue`: sockets made here live there
+    /// }
+    /// // and back where it was
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    #[doc(alias = "setns")]
+    pub fn enter(&self) -> Result<NsGuard> {
+        enter(self)
+    }
+}
+
 /// [`NsSet::enter`].
-pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
-    thread_state::check()?;
+fn enter(set: &NsSet) -> Result<NsGuard> {
+    marks::check()?;
     // nsguard's threads must be able to start from a thread no guard has
     // switched: start them before the first switch of the process. (An
     // error here is not this call's: the origin is retried on later use.)
-    let origin = crate::executor::origin::get().ok();
+    let origin = origin::get().ok();
     // Every way back is found before the thread leaves anything, and every
     // refusal is made before then too. Where the thread is comes from one
     // read of its link per kind; a thread found in the process's own
@@ -117,13 +174,10 @@ pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
     // it, which nothing can close while the process lives, so its inode
     // number alone names it exactly.
     let mut heres = [0u64; NsKind::COUNT];
-    thread_state::each_current_ino(
-        SETNS_ORDER.into_iter().filter(|k| set.get(*k).is_some()),
-        |kind, ino| {
-            heres[kind.index()] = ino;
-            true
-        },
-    )?;
+    ns_links::each_current_ino(set.kinds(), |kind, ino| {
+        heres[kind.index()] = ino;
+        true
+    })?;
     let mut plan: Vec<(&Namespace, WayBack)> = Vec::with_capacity(set.len());
     for kind in SETNS_ORDER {
         let Some(target) = set.get(kind) else {
@@ -150,7 +204,7 @@ pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
             Some(ns) => WayBack::Home(ns),
             None => {
                 let here = Namespace::current_unchecked(kind)?;
-                if !crate::reach::can_return_to(&here)? {
+                if !can_return_to(&here)? {
                     return Err(Error::NoWayBack {
                         target: target.id(),
                         here: here.id(),
@@ -167,7 +221,7 @@ pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
         if let Err(errno) = sys::setns(target, target.kind()) {
             let err = Error::enter(target.id(), target.path(), errno);
             if let Err(back) = switch_back(&mut restore) {
-                thread_state::poison(format!(
+                marks::poison(format!(
                     "{err}; then switching back the kinds already entered failed: {back}"
                 ));
                 return Err(back);
@@ -178,7 +232,7 @@ pub(crate) fn enter(set: &NsSet) -> Result<NsGuard> {
         restore.push(here);
     }
     Ok(NsGuard {
-        level: thread_state::push_guard(),
+        level: marks::push_guard(),
         restore,
         switched,
         armed: true,
@@ -238,8 +292,8 @@ impl NsGuard {
     }
 
     fn finish(&mut self) -> Result<()> {
-        thread_state::check()?;
-        let depth = thread_state::depth();
+        marks::check()?;
+        let depth = marks::depth();
         if depth != self.level {
             let reason = format!(
                 "NsGuard dropped out of order: the guard that was guard #{level} on this thread \
@@ -248,7 +302,7 @@ impl NsGuard {
                 level = self.level,
                 live = depth.saturating_sub(self.level),
             );
-            thread_state::poison(reason.clone());
+            marks::poison(reason.clone());
             // Best effort: leave at least this guard's kinds where they were
             // before it.
             let _ = switch_back(&mut self.restore);
@@ -256,8 +310,8 @@ impl NsGuard {
         }
         let result = switch_back(&mut self.restore);
         match &result {
-            Ok(()) => thread_state::pop_guard(self.level),
-            Err(err) => thread_state::poison(err.to_string()),
+            Ok(()) => marks::pop_guard(self.level),
+            Err(err) => marks::poison(err.to_string()),
         }
         result
     }
@@ -270,7 +324,7 @@ impl Drop for NsGuard {
         if !self.armed {
             return;
         }
-        if thread_state::is_poisoned() {
+        if marks::is_poisoned() {
             // Already reported when it happened; the thread's namespaces are
             // unknown, so switching anything would be a guess.
             return;

@@ -4,8 +4,6 @@ use std::fmt;
 use std::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not, Sub, SubAssign};
 use std::str::FromStr;
 
-use crate::error::Error;
-
 /// `CLONE_NEWTIME`, missing from `libc` for glibc targets (Linux 5.6+).
 pub(crate) const CLONE_NEWTIME: i32 = 0x0000_0080;
 
@@ -112,21 +110,6 @@ impl NsKind {
         Self::ALL.into_iter().find(|k| k.clone_flag() == flag)
     }
 
-    /// Whether the running kernel has namespaces of this kind: see
-    /// [`NsKinds::supported`].
-    ///
-    /// ```
-    /// use nsguard::NsKind;
-    ///
-    /// assert!(NsKind::Net.is_supported());
-    /// if !NsKind::Time.is_supported() {
-    ///     println!("no time namespaces: Linux before 5.6, or CONFIG_TIME_NS=n");
-    /// }
-    /// ```
-    pub fn is_supported(self) -> bool {
-        crate::probe::has(self)
-    }
-
     /// Whether a thread of a multithreaded process can enter a namespace of
     /// this kind and leave it again with `setns(2)`, as [`NsSet::enter`]
     /// needs. True for net, uts, ipc, cgroup and pid.
@@ -193,6 +176,20 @@ impl NsKind {
     }
 }
 
+/// The order in which namespaces are entered, as nsenter(1) does: user
+/// first (it grants the capabilities the others need), mnt late (it changes
+/// how later paths resolve), time last.
+pub(crate) const SETNS_ORDER: [NsKind; NsKind::COUNT] = [
+    NsKind::User,
+    NsKind::Cgroup,
+    NsKind::Ipc,
+    NsKind::Uts,
+    NsKind::Net,
+    NsKind::Pid,
+    NsKind::Mnt,
+    NsKind::Time,
+];
+
 impl fmt::Display for NsKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.proc_name())
@@ -200,7 +197,7 @@ impl fmt::Display for NsKind {
 }
 
 impl FromStr for NsKind {
-    type Err = Error;
+    type Err = ParseKindError;
 
     /// Parses a proc name (`"net"`, `"mnt"`…). `"pid_for_children"` and
     /// `"time_for_children"` are accepted too.
@@ -208,9 +205,52 @@ impl FromStr for NsKind {
         Self::ALL
             .into_iter()
             .find(|k| k.proc_name() == s || k.thread_proc_name() == s)
-            .ok_or_else(|| Error::UnknownKind { name: s.to_owned() })
+            .ok_or_else(|| ParseKindError { name: s.to_owned() })
     }
 }
+
+/// The error of parsing an [`NsKind`] from a string that is not the proc
+/// name of a kind (as [`std::num::ParseIntError`] is for integers).
+///
+/// Converts into [`Error::UnknownKind`](crate::Error::UnknownKind), so `?`
+/// works in functions that return nsguard's [`Result`](crate::Result).
+///
+/// ```
+/// use nsguard::{NsKind, ParseKindError};
+///
+/// let err: ParseKindError = "network".parse::<NsKind>().unwrap_err();
+/// assert_eq!(err.name(), "network");
+/// assert!(err.to_string().contains("expected one of cgroup, ipc, mnt"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseKindError {
+    name: String,
+}
+
+impl ParseKindError {
+    /// The string that did not parse.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The string, taken out of the error.
+    pub fn into_name(self) -> String {
+        self.name
+    }
+}
+
+impl fmt::Display for ParseKindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown namespace kind {:?}: expected one of cgroup, ipc, mnt, net, pid, time, \
+             user, uts",
+            self.name
+        )
+    }
+}
+
+impl std::error::Error for ParseKindError {}
 
 /// A set of [`NsKind`]s, as a small copyable bit set.
 ///
@@ -245,34 +285,6 @@ impl NsKinds {
             | NsKind::Pid.bit()
             | NsKind::Uts.bit(),
     );
-
-    /// Every kind the running kernel has: what [`ALL`](Self::ALL) means in
-    /// practice. Pass it where a call should take "every kind there is",
-    /// such as [`NsSet::current`](crate::NsSet::current) or
-    /// [`NsSet::of_pid`](crate::NsSet::of_pid), which refuse a kind the
-    /// kernel lacks with [`Error::KindUnsupported`].
-    ///
-    /// The kernel is probed once per process, from what it does rather than
-    /// its version (distribution kernels carry backports): a kind is there
-    /// when `/proc/self/ns/<name>` exists, and for pid and time
-    /// `pid_for_children`/`time_for_children` too. Time namespaces need
-    /// Linux 5.6 built with `CONFIG_TIME_NS`; cgroup, 4.6; the others are in
-    /// every kernel nsguard supports (4.18 and later), unless configured
-    /// out. Without `/proc` nothing can be told, and every kind counts as
-    /// there.
-    ///
-    /// ```
-    /// use nsguard::{NsKind, NsKinds, NsSet};
-    ///
-    /// let kinds = NsKinds::supported();
-    /// assert!(kinds.contains(NsKind::Net));
-    /// let here = NsSet::current(kinds)?; // every namespace this thread is in
-    /// assert_eq!(here.kinds(), kinds);
-    /// # Ok::<(), nsguard::Error>(())
-    /// ```
-    pub fn supported() -> NsKinds {
-        crate::probe::kernel().kinds
-    }
 
     /// Whether `kind` is in the set.
     pub const fn contains(self, kind: NsKind) -> bool {
@@ -543,7 +555,7 @@ mod tests {
     fn unknown_name_is_an_error_that_lists_the_valid_ones() {
         for bad in ["", "network", "NET", "mount", "net ", "pid_for_child"] {
             let err = bad.parse::<NsKind>().unwrap_err();
-            assert!(matches!(&err, Error::UnknownKind { name } if name == bad));
+            assert_eq!(err.name(), bad);
             let msg = err.to_string();
             assert!(
                 msg.contains("cgroup, ipc, mnt, net, pid, time, user, uts"),

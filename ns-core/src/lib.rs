@@ -1,10 +1,13 @@
 //! The runtime of [nsguard](https://docs.rs/nsguard): namespace handles,
-//! sets of them, the thread guard, and the kernel rules of each kind.
+//! sets of them, the thread guard, the executor's pinned workers, and the
+//! kernel rules of each kind.
 //!
 //! Depend on `nsguard`, which re-exports this crate; its documentation is
-//! the place to start.
+//! the place to start. `ARCHITECTURE.md` at the root of the repository maps
+//! the modules below: each layer uses only the layers before it.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -15,49 +18,81 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("nsguard supports Linux only: namespaces are a feature of the Linux kernel");
 
-/// Keeps the items it wraps on Linux only.
-macro_rules! linux_only {
-    ($($item:item)*) => { $( #[cfg(target_os = "linux")] $item )* };
-}
+// Each module is declared with its own `cfg` (not inside a macro), so that
+// rustfmt and every other tool that follows `mod` items sees all of them.
 
-linux_only! {
+// 0. Events for the optional `tracing` feature (a macro, used everywhere).
+#[cfg(target_os = "linux")]
+mod trace;
+
+// 1. Vocabulary: kinds, ids, error numbers, errors. No system calls.
+#[cfg(target_os = "linux")]
+mod errno;
+#[cfg(target_os = "linux")]
+mod error;
+#[cfg(target_os = "linux")]
+mod id;
+#[cfg(target_os = "linux")]
+mod kind;
+
+// 2. The kernel boundary: every system call, and what the kernel offers.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // system calls and ioctls that no safe wrapper offers; see its docs
+mod sys;
+
+// 3. Per-thread state, and handles to namespaces.
+#[cfg(target_os = "linux")]
+mod handle;
+#[cfg(target_os = "linux")]
+mod thread;
+
+// 4. The process: its fork generation, its origin thread and home
+//    namespaces, helper threads, containment of user code.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // values published once per fork generation: process/fork_local.rs
+mod process;
+
+// 5. Switching: the guard on the calling thread, the executor's workers.
+#[cfg(target_os = "linux")]
+mod executor;
+#[cfg(target_os = "linux")]
+mod guard;
+
+// 6. Conveniences built on the above.
+#[cfg(target_os = "linux")]
 #[doc(hidden)]
 #[allow(missing_debug_implementations)]
 pub mod __private;
-// First: the order of modules is the order of `NsSet`'s impl blocks in the
-// docs, which should open with the basics (making a set, reading it,
-// running in it), then creating (create), async (executor), sockets.
-mod set;
+#[cfg(target_os = "linux")]
 mod create;
-mod errno;
-mod error;
-mod executor;
-mod guard;
-mod id;
-mod kind;
-mod live;
-mod namespace;
+#[cfg(target_os = "linux")]
 pub mod netns;
+#[cfg(target_os = "linux")]
 mod pool;
-mod probe;
-mod reach;
+#[cfg(target_os = "linux")]
 mod sockets;
+#[cfg(target_os = "linux")]
 mod spawn;
-mod sys;
-mod thread_state;
-mod threads;
-mod trace;
 
+#[cfg(target_os = "linux")]
 pub use create::{IdMap, Unshare};
+#[cfg(target_os = "linux")]
 pub use errno::Errno;
-pub use error::{Error, Result, SharedError};
-pub use executor::{ExecutorBuilder, Executor, Retired, RunAsync, Stats};
+#[cfg(target_os = "linux")]
+pub use error::{Error, Result, SharedError, WorkerCause};
+#[cfg(target_os = "linux")]
+pub use executor::{Executor, ExecutorBuilder, Retired, RunAsync, Stats};
+#[cfg(target_os = "linux")]
 pub use guard::NsGuard;
+#[cfg(target_os = "linux")]
+pub use handle::{Namespace, NsSet, SetIntoIter, SetIter, NETNS_DIRS};
+#[cfg(target_os = "linux")]
 pub use id::NsId;
-pub use kind::{KindsIter, NsKind, NsKinds};
-pub use namespace::{Namespace, NETNS_DIRS};
+#[cfg(target_os = "linux")]
+pub use kind::{KindsIter, NsKind, NsKinds, ParseKindError};
+#[cfg(target_os = "linux")]
 pub use pool::{Pool, PoolBuilder};
-pub use set::{NsSet, SetIntoIter, SetIter};
+#[cfg(target_os = "linux")]
 pub use spawn::{CommandExt, Credentials};
-pub use thread_state::{is_poisoned, poison_reason};
-}
+#[cfg(target_os = "linux")]
+pub use thread::{is_poisoned, poison_reason};

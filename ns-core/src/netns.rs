@@ -28,13 +28,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::errno::Errno;
 use nix::mount::{umount2, MntFlags, MsFlags};
 
+use crate::errno::Errno;
 use crate::error::{Error, Result};
-use crate::kind::NsKind;
-use crate::namespace::{validate_name, Namespace, NETNS_DIRS};
-use crate::set::NsSet;
+use crate::executor::wait_until_left;
+use crate::handle::namespace::{validate_name, Namespace, NETNS_DIRS};
+use crate::handle::set::NsSet;
+use crate::kind::{NsKind, NsKinds};
 
 /// The directory `ip netns` keeps named network namespaces in.
 pub const RUN_DIR: &str = NETNS_DIRS[0];
@@ -57,7 +58,7 @@ fn io_error(op: &'static str, kind: NsKind, path: &Path, errno: Errno) -> Error 
         },
         errno => Error::Io {
             op,
-            kind,
+            kind: Some(kind),
             path: Some(path.to_path_buf()),
             errno,
         },
@@ -70,13 +71,8 @@ fn fs_errno(err: &std::io::Error) -> Errno {
 }
 
 /// `mount(2)` with nsguard's errno.
-fn mount(
-    source: Option<&Path>,
-    target: &Path,
-    flags: MsFlags,
-) -> std::result::Result<(), Errno> {
-    nix::mount::mount(source, target, Some("none"), flags, None::<&str>)
-        .map_err(Errno::from_nix)
+fn mount(source: Option<&Path>, target: &Path, flags: MsFlags) -> std::result::Result<(), Errno> {
+    nix::mount::mount(source, target, Some("none"), flags, None::<&str>).map_err(Errno::from_nix)
 }
 
 /// Opens the network namespace called `name`: the same as
@@ -141,8 +137,10 @@ pub fn add(name: &str) -> Result<Namespace> {
     let path = path_of(name)?;
     prepare_run_dir()?;
     let set = NsSet::unshare(NsKind::Net)?;
-    let ns = set.get(NsKind::Net).ok_or_else(|| Error::Worker {
-        reason: "no netns was created".into(),
+    let ns = set.get(NsKind::Net).ok_or(Error::Create {
+        kinds: NsKinds::of(NsKind::Net),
+        step: "opening the new network namespace",
+        errno: Errno::ENOENT,
     })?;
     create_exclusive(&path)?;
     if let Err(err) = bind(ns, &path) {
@@ -196,7 +194,7 @@ pub fn delete(name: &str) -> Result<()> {
     let ino = std::fs::metadata(&path).map(|m| m.ino()).ok();
     Namespace::unpersist(&path, NsKind::Net)?;
     match ino {
-        Some(ino) => crate::executor::wait_until_left(ino, std::time::Duration::from_secs(10)),
+        Some(ino) => wait_until_left(ino, std::time::Duration::from_secs(10)),
         None => Ok(()),
     }
 }
@@ -220,7 +218,14 @@ pub fn list() -> Result<Vec<String>> {
     let dir = match std::fs::read_dir(RUN_DIR) {
         Ok(dir) => dir,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error("listing", NsKind::Net, Path::new(RUN_DIR), fs_errno(&e))),
+        Err(e) => {
+            return Err(io_error(
+                "listing",
+                NsKind::Net,
+                Path::new(RUN_DIR),
+                fs_errno(&e),
+            ))
+        }
     };
     let mut names: Vec<String> = dir
         .flatten()
@@ -271,7 +276,7 @@ pub(crate) fn bind(ns: &Namespace, path: &Path) -> Result<()> {
         Errno::EINVAL if ns.kind() == NsKind::Mnt => Error::Io {
             op: "bind-mounting (a mount namespace can only be kept from an older mount namespace, \
                  not from itself or a newer one)",
-            kind: NsKind::Mnt,
+            kind: Some(NsKind::Mnt),
             path: Some(path.to_path_buf()),
             errno,
         },

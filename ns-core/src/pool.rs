@@ -6,9 +6,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::errno::Errno;
 use crate::error::{Error, Result};
+use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
-use crate::set::NsSet;
+use crate::process::helper_thread::thread_error;
+use crate::sys::probe::check_supported;
 
 /// A setup hook: runs on a worker inside each new set.
 type Setup =
@@ -56,7 +59,7 @@ type Setup =
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Pool {
-    shared: Arc<Shared>,
+    shared: Arc<Supply>,
     refiller: Option<JoinHandle<()>>,
 }
 
@@ -67,15 +70,18 @@ pub struct PoolBuilder {
     setup: Option<Arc<Setup>>,
 }
 
-struct Shared {
+/// What the pool's handle and its refill thread share: the settings, the
+/// stock of ready sets, and a condvar for changes to it.
+struct Supply {
     kinds: NsKinds,
     size: usize,
     setup: Option<Arc<Setup>>,
-    state: Mutex<State>,
+    stock: Mutex<Stock>,
     changed: Condvar,
 }
 
-struct State {
+/// The ready sets, and how the refill is doing.
+struct Stock {
     ready: VecDeque<NsSet>,
     stop: bool,
     /// The refill's most recent error, cleared by a success.
@@ -91,7 +97,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Whether trying again cannot cure `err`: the refill stops on it.
 fn is_permanent(err: &Error) -> bool {
-    use crate::errno::Errno;
     match err {
         Error::PermissionDenied { .. }
         | Error::KindUnsupported { .. }
@@ -122,7 +127,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     text
 }
 
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+fn lock(m: &Mutex<Stock>) -> MutexGuard<'_, Stock> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -145,7 +150,7 @@ impl Pool {
     /// else those of creating a set and running the setup hook.
     pub fn get(&self) -> Result<NsSet> {
         let (taken, stopped) = {
-            let mut state = lock(&self.shared.state);
+            let mut state = lock(&self.shared.stock);
             let set = state.ready.pop_front();
             self.shared.changed.notify_all();
             (set, state.stopped.clone())
@@ -160,12 +165,12 @@ impl Pool {
     /// The most recent error of the background refill, if its last attempt
     /// failed (a success clears it).
     pub fn last_error(&self) -> Option<Error> {
-        lock(&self.shared.state).last_error.clone()
+        lock(&self.shared.stock).last_error.clone()
     }
 
     /// The number of sets ready now.
     pub fn ready_count(&self) -> usize {
-        lock(&self.shared.state).ready.len()
+        lock(&self.shared.stock).ready.len()
     }
 
     /// Waits until the pool is full, or `timeout` has passed, or the refill
@@ -188,7 +193,7 @@ impl Pool {
     /// [`Error::Create`]/[`Error::Io`] with `EINVAL`, `ENOSYS`, `EPERM`,
     /// `EACCES` or `EOPNOTSUPP`.
     pub fn try_wait_full(&self, timeout: Duration) -> Result<bool> {
-        let state = lock(&self.shared.state);
+        let state = lock(&self.shared.stock);
         let (state, _) = self
             .shared
             .changed
@@ -248,7 +253,7 @@ impl PoolBuilder {
     /// assert!(matches!(err, Error::CannotCreate { kind: NsKind::Pid, .. }));
     /// ```
     pub fn build(self) -> Result<Pool> {
-        Error::check_supported(self.kinds)?;
+        check_supported(self.kinds)?;
         if self.kinds.contains(NsKind::Pid) {
             // Reuse the creation check's error.
             NsSet::unshare(NsKind::Pid)?;
@@ -265,11 +270,11 @@ impl PoolBuilder {
                 }
             }
         }
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Supply {
             kinds: self.kinds,
             size: self.size,
             setup: self.setup,
-            state: Mutex::new(State {
+            stock: Mutex::new(Stock {
                 ready: VecDeque::new(),
                 stop: false,
                 last_error: None,
@@ -281,7 +286,7 @@ impl PoolBuilder {
         let refiller = std::thread::Builder::new()
             .name("nsguard-pool".into())
             .spawn(move || for_thread.refill())
-            .map_err(|e| crate::threads::thread_error("refill the pool", &e))?;
+            .map_err(|e| thread_error("refill the pool", &e))?;
         Ok(Pool {
             shared,
             refiller: Some(refiller),
@@ -289,7 +294,7 @@ impl PoolBuilder {
     }
 }
 
-impl Shared {
+impl Supply {
     fn make(&self) -> Result<NsSet> {
         let set = NsSet::unshare(self.kinds)?;
         if let Some(setup) = &self.setup {
@@ -307,7 +312,7 @@ impl Shared {
         let mut failures: u32 = 0;
         loop {
             {
-                let state = lock(&self.state);
+                let state = lock(&self.stock);
                 let state = self
                     .changed
                     .wait_while(state, |s| s.ready.len() >= self.size && !s.stop)
@@ -323,7 +328,7 @@ impl Shared {
                         source: None,
                     })
                 });
-            let mut state = lock(&self.state);
+            let mut state = lock(&self.stock);
             if state.stop {
                 return;
             }
@@ -359,7 +364,7 @@ impl Shared {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        lock(&self.shared.state).stop = true;
+        lock(&self.shared.stock).stop = true;
         self.shared.changed.notify_all();
         if let Some(refiller) = self.refiller.take() {
             let _ = refiller.join();

@@ -12,9 +12,8 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use crate::errno::Errno;
-
 use crate::error::{Error, Result};
-use crate::set::NsSet;
+use crate::handle::set::NsSet;
 use crate::sys;
 
 impl NsSet {
@@ -174,7 +173,7 @@ mod with_tokio {
     use std::time::Duration;
 
     use crate::error::Result;
-    use crate::set::NsSet;
+    use crate::handle::set::NsSet;
 
     /// A std socket that can be switched to non-blocking mode.
     trait Nonblocking {
@@ -190,7 +189,11 @@ mod with_tokio {
             }
         )*};
     }
-    nonblocking!(std::net::TcpListener, std::net::TcpStream, std::net::UdpSocket);
+    nonblocking!(
+        std::net::TcpListener,
+        std::net::TcpStream,
+        std::net::UdpSocket
+    );
 
     impl NsSet {
         /// Makes a std socket on a worker inside (the runtime is not

@@ -1,22 +1,21 @@
 //! Spawning processes inside a set: [`CommandExt`].
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use crate::errno::Errno;
 use nix::fcntl::OFlag;
 
+use crate::errno::Errno;
 use crate::error::{Error, Result};
+use crate::handle::namespace::Namespace;
+use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
-use crate::namespace::Namespace;
-use crate::set::NsSet;
-use crate::sys::{self, ChildFailure, ChildPlan, ChildStep};
-use crate::thread_state;
+use crate::process::helper_thread::on_new_thread;
+use crate::sys::probe::check_supported;
+use crate::sys::{self, ChildFailure, ChildPlan, ChildStep, ExecHook};
+use crate::thread::marks;
 
 /// Spawning a [`Command`] inside the namespaces of an [`NsSet`].
 ///
@@ -194,8 +193,8 @@ fn spawn_inside(
     new: NsKinds,
     creds: Option<&Credentials>,
 ) -> Result<Child> {
-    thread_state::check()?;
-    Error::check_supported(new)?;
+    marks::check()?;
+    check_supported(new)?;
     if new.contains(NsKind::User) {
         return Err(Error::CannotCreate {
             kind: NsKind::User,
@@ -217,7 +216,7 @@ fn spawn_inside(
     let (report_r, report_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|errno| Error::Io {
             op: "creating a pipe for",
-            kind: NsKind::Net,
+            kind: None,
             path: None,
             errno: Errno::from_nix(errno),
         })?;
@@ -240,37 +239,26 @@ fn spawn_inside(
         cmd.current_dir(".");
     }
     let creds = creds.map(Credentials::plan);
-    let hook = Arc::new(Hook {
-        armed: AtomicBool::new(true),
-        plan: ChildPlan {
-            setns: entered
-                .iter()
-                .map(|ns| (ns.as_fd().as_raw_fd(), ns.kind().clone_flag()))
-                .collect(),
-            unshare: new
-                .difference(NsKind::Pid.into())
-                .iter()
-                .fold(0, |f, k| f | k.clone_flag()),
-            private_mounts: new.contains(NsKind::Mnt),
-            creds,
-            chdir,
-        },
-        report: report_w.as_raw_fd(),
-    });
-    let in_child = Arc::clone(&hook);
-    // SAFETY: the hook runs in the forked child before exec and makes
-    // only async-signal-safe system calls (ChildPlan::apply's setns,
-    // unshare, mount, chdir, and a write) on data prepared before the
-    // fork; it allocates nothing (an io::Error from an errno does not).
-    unsafe {
-        cmd.pre_exec(move || in_child.run());
-    }
+    let plan = ChildPlan {
+        setns: entered
+            .iter()
+            .map(|ns| (ns.as_fd().as_raw_fd(), ns.kind().clone_flag()))
+            .collect(),
+        unshare: new
+            .difference(NsKind::Pid.into())
+            .iter()
+            .fold(0, |f, k| f | k.clone_flag()),
+        private_mounts: new.contains(NsKind::Mnt),
+        creds,
+        chdir,
+    };
+    let hook = ExecHook::install(cmd, plan, report_w.as_raw_fd());
     let pid_ns = set.get(NsKind::Pid);
     let spawned = if pid_ns.is_some() || new.contains(NsKind::Pid) {
         // The forking thread must be in the pid namespace: a short-lived
         // thread enters it (or makes a new one), then forks.
         let cmd = &mut *cmd;
-        crate::threads::on_new_thread(
+        on_new_thread(
             "fork a process inside a pid namespace",
             || -> Result<std::io::Result<Child>> {
                 if let Some(ns) = pid_ns {
@@ -293,37 +281,15 @@ fn spawn_inside(
     } else {
         Ok(cmd.spawn())
     };
-    if let (Some(dir), Some(_)) = (&cwd, &hook.plan.chdir) {
+    if let (Some(dir), Some(_)) = (&cwd, &hook.plan().chdir) {
         cmd.current_dir(dir);
     }
-    // The hook stays on the Command (there is no way to remove it) but
-    // does nothing from now on: its fds are about to close.
-    hook.armed.store(false, Ordering::SeqCst);
+    // The hook stays on the Command but does nothing from now on.
+    hook.disarm();
     drop(report_w);
     match spawned? {
         Ok(child) => Ok(child),
         Err(io) => Err(child_failure(&report_r, &entered, cmd, new, io)),
-    }
-}
-
-/// What the child does before exec. Shared with the hook through an `Arc`,
-/// read-only while armed.
-struct Hook {
-    armed: AtomicBool,
-    plan: ChildPlan,
-    /// Where the child reports which step failed.
-    report: RawFd,
-}
-
-impl Hook {
-    /// In the child: async-signal-safe system calls only.
-    fn run(&self) -> std::io::Result<()> {
-        if !self.armed.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        self.plan
-            .apply()
-            .map_err(|failure| failure.send(self.report))
     }
 }
 

@@ -5,6 +5,11 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, Token};
 
+/// Every accepted key, for the messages of the parser and of `validate`.
+pub(crate) const VALID_KEYS: &str =
+    "expected one of: net, mnt, uts, ipc, pid, cgroup (each `= path or Namespace`), \
+     set (`= &NsSet`), crate (`= \"path::to::nsguard\"`)";
+
 /// One `key = value` (the value may be missing: `net` or `net =`).
 pub(crate) struct Arg {
     pub(crate) key: Ident,
@@ -21,10 +26,7 @@ impl Parse for Args {
         while !input.is_empty() {
             // `crate` is a keyword; accept it as a key like any identifier.
             let key = Ident::parse_any(input).map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    format!("expected `key = value`, {}", crate::validate::VALID_KEYS),
-                )
+                syn::Error::new(e.span(), format!("expected `key = value`, {VALID_KEYS}"))
             })?;
             let eq: Option<Token![=]> = input.parse()?;
             let value = if eq.is_some() && !input.is_empty() && !input.peek(Token![,]) {

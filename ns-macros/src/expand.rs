@@ -12,7 +12,7 @@ use crate::validate::{Config, Return};
 ///
 /// ```text
 /// fn f(args) -> Result<T, E> {
-///     let __target = Target::from_set(set).with(&NsArg::ns_for(&(net_expr), NsKind::Net)?)...;
+///     let __target = SetRef::from_set(set).with(&NsArg::ns_for(&(net_expr), NsKind::Net)?)...;
 ///     match __private::run(&__target, move || -> Result<T, E> { body }) {
 ///         Ok(value) => value,
 ///         // `Err(E::from(err))`; the type checker makes sure that the
@@ -67,10 +67,10 @@ pub(crate) fn expand(item: ItemFn, config: Config, ret: Return) -> TokenStream {
             let set_value = hygienic("__nsguard_set", set.span());
             resolve.push(quote_spanned! {set.span()=> let #set_value = &(#set); });
             quote_spanned! {set.span()=>
-                #private::Target::from_set(#private::AsNsSet::as_ns_set(#set_value))
+                #private::SetRef::from_set(#private::AsNsSet::as_ns_set(#set_value))
             }
         }
-        None => quote!(#private::Target::new()),
+        None => quote!(#private::SetRef::new()),
     };
     let closure_ret = ret.closure_ty.as_ref().map(|ty| quote!(-> #ty));
     let body = quote_spanned! {block.span()=>

@@ -6,11 +6,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, ItemFn, Lit, ReturnType, Type};
 
-use crate::args::{Arg, Args};
-
-pub(crate) const VALID_KEYS: &str =
-    "expected one of: net, mnt, uts, ipc, pid, cgroup (each `= path or Namespace`), \
-     set (`= &NsSet`), crate (`= \"path::to::nsguard\"`)";
+use crate::args::{Arg, Args, VALID_KEYS};
 
 /// The namespace keys, with their `NsKind` variants.
 const KINDS: [(&str, &str); 6] = [

@@ -138,7 +138,7 @@ fn every_bad_input_gets_its_own_error_naming_it() {
         ),
         (
             "unknown kind",
-            Box::new(|| "network".parse::<NsKind>().map(drop)),
+            Box::new(|| Ok("network".parse::<NsKind>().map(drop)?)),
             "UnknownKind",
             "\"network\"".into(),
         ),

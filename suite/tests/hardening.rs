@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
-use nsguard::{Error, Executor, Namespace, NsKind, NsSet};
+use nsguard::{Error, Executor, Namespace, NsKind, NsSet, WorkerCause};
 use nsguard_suite::{
     block_on, in_child_process, net_set, panic_message, status_line, thread_ino, tid, PanicOnDrop,
     PidsLimit, TempNs,
@@ -110,6 +110,36 @@ fn the_origin_survives_a_closure_that_panics_when_no_thread_can_start() {
     });
     // The origin is alive: new workers start again.
     assert_eq!(set.run(|| thread_ino(NsKind::Net)).unwrap(), a.ino());
+}
+
+/// A call queued at the cap when the executor's last handle goes fails with
+/// a cause a caller can match on, and its closure never runs.
+#[test]
+fn a_call_queued_at_shutdown_fails_with_shut_down() {
+    if !in_child_process("a_call_queued_at_shutdown_fails_with_shut_down", LIMIT) {
+        return;
+    }
+    let a = TempNs::new(NsKind::Net);
+    let set = net_set(&a);
+    let executor = nsguard_suite::capped_executor(1);
+    let (hold_tx, hold_rx) = mpsc::channel::<()>();
+    let (busy_tx, busy_rx) = mpsc::channel::<()>();
+    let busy = executor.run_async(&set, move || {
+        busy_tx.send(()).unwrap();
+        hold_rx.recv().unwrap();
+    });
+    busy_rx.recv().unwrap();
+    let queued = executor.run_async(&set, || panic!("ran after the shutdown"));
+    drop(executor);
+    match block_on(queued) {
+        Err(Error::Worker {
+            cause: WorkerCause::ShutDown,
+            ..
+        }) => {}
+        other => panic!("expected Worker(ShutDown), got {other:?}"),
+    }
+    hold_tx.send(()).unwrap();
+    block_on(busy).unwrap();
 }
 
 /// `run_async`: a closure dropped on cancellation, a result nobody waits
@@ -338,8 +368,20 @@ fn after_fork_calls_work_or_fail_but_never_hang() {
     match unsafe { nix::unistd::fork() }.unwrap() {
         nix::unistd::ForkResult::Child => {
             let ok = set.run(|| thread_ino(NsKind::Net)).ok() == Some(a.ino())
-                && matches!(private.run(&set, || ()), Err(Error::Worker { .. }))
-                && matches!(block_on(pending), Err(Error::Worker { .. }));
+                && matches!(
+                    private.run(&set, || ()),
+                    Err(Error::Worker {
+                        cause: WorkerCause::Forked,
+                        ..
+                    })
+                )
+                && matches!(
+                    block_on(pending),
+                    Err(Error::Worker {
+                        cause: WorkerCause::Forked,
+                        ..
+                    })
+                );
             // SAFETY: ends the child without unwinding into the harness.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
@@ -397,7 +439,11 @@ fn global_workers_never_inherit_a_callers_dropped_capabilities() {
         NsSet::new().run(|| status_line("CapEff"))
     });
     match refused {
-        Err(Error::Worker { reason, .. }) => assert!(reason.contains("CapEff"), "{reason}"),
+        Err(Error::Worker {
+            cause: WorkerCause::OriginRefused,
+            reason,
+            ..
+        }) => assert!(reason.contains("CapEff"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     let seen =

@@ -4,43 +4,42 @@
 //! though `f` may borrow from the caller's stack (`'a` is not `'static`).
 //! That is sound for the same reason `std::thread::scope` is: the caller
 //! does not return, and cannot unwind, until the worker has finished with
-//! everything it was lent. This module is where that argument lives; it
-//! holds the executor's only `unsafe` code.
+//! everything it was lent. This module is where that argument lives, and
+//! the only module of the executor that the compiler allows `unsafe` code
+//! in.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::error::Error;
-use crate::executor::contain::contain;
-use crate::executor::target::Profile;
-use crate::executor::target::Target;
-use crate::executor::task::{Task, Work};
+use crate::error::{Error, WorkerCause};
+use crate::executor::set_ref::SetRef;
+use crate::process::user_code::contain;
 
-/// What a worker does with a [`Task`]: run the closure, or refuse it.
+/// What a worker does with a [`Task`](crate::executor::task::Task): run the closure, or refuse it.
 type Job<'a> = dyn FnMut(Option<Error>) + Send + 'a;
 
 /// A call lent to a worker by a blocked caller: the caller's closure and the namespaces to run
 /// it in, both borrowed from the caller's stack frame, which [`call`] keeps
-/// alive until [`Task::finish`] (or the task's drop) has signalled `done`.
+/// alive until [`Task::finish`](crate::executor::task::Task::finish) (or the task's drop) has signalled `done`.
 pub(crate) struct ScopedTask {
     job: *mut Job<'static>,
-    target: *const Target<'static>,
+    target: *const SetRef<'static>,
     done: *const AtomicBool,
     caller: Option<Thread>,
 }
 
 // SAFETY: the pointers refer to the caller's `job` (which is `Send`: the
-// closure, its result and the error are all `Send`), its `Target` (shared
+// closure, its result and the error are all `Send`), its `SetRef` (shared
 // references to `Namespace`s, which are `Sync`) and an `AtomicBool`. The
 // caller does not touch them while the task is out, so using them from the
-// worker's thread is like using a `&mut Job` and `&Target` sent there.
+// worker's thread is like using a `&mut Job` and `&SetRef` sent there.
 unsafe impl Send for ScopedTask {}
 
 impl ScopedTask {
     /// The namespaces to run in.
-    pub(crate) fn target(&self) -> &Target<'_> {
+    pub(crate) fn target(&self) -> &SetRef<'_> {
         // SAFETY: `target` points into the frame of `call`, which waits for
         // `done` before it returns, and `done` is set only when the task is
         // consumed: the borrow cannot outlive the referent.
@@ -80,22 +79,22 @@ impl Drop for ScopedTask {
     /// worker is going away) still releases its caller, with an error.
     fn drop(&mut self) {
         self.complete(Some(Error::Worker {
+            cause: WorkerCause::Dropped,
             reason: "the task was dropped before a worker could run it".into(),
         }));
     }
 }
 
-/// Runs `f` through `submit`, which must hand the [`Task`] to a thread that
-/// finishes it (or drop it), and blocks until then.
+/// Runs `f` through `submit`, which must hand the [`ScopedTask`] to a
+/// thread that finishes it (or drop it), and blocks until then.
 ///
 /// Returns `f`'s value, or its panic payload, or the error the task was
 /// finished with. Spins for `spin` before parking.
 pub(crate) fn call<'a, R, F>(
-    target: &Target<'a>,
-    desired: Profile,
+    target: &SetRef<'a>,
     f: F,
     spin: Duration,
-    submit: impl FnOnce(Task),
+    submit: impl FnOnce(ScopedTask),
 ) -> Result<thread::Result<R>, Error>
 where
     F: FnOnce() -> R + Send + 'a,
@@ -115,6 +114,7 @@ where
                 Err(panic) => Ok(Err(panic)),
             },
             (None, None) => Err(Error::Worker {
+                cause: WorkerCause::Dropped,
                 reason: "a task ran twice".into(),
             }),
         });
@@ -127,15 +127,12 @@ where
     let job_ptr = unsafe { std::mem::transmute::<*mut Job<'_>, *mut Job<'static>>(job_ref) };
     // SAFETY: as above, for the borrowed namespaces of the call.
     let target_ptr =
-        unsafe { std::mem::transmute::<*const Target<'_>, *const Target<'static>>(target) };
-    let task = Task {
-        work: Work::Scoped(ScopedTask {
-            job: job_ptr,
-            target: target_ptr,
-            done: &done,
-            caller: Some(thread::current()),
-        }),
-        desired,
+        unsafe { std::mem::transmute::<*const SetRef<'_>, *const SetRef<'static>>(target) };
+    let task = ScopedTask {
+        job: job_ptr,
+        target: target_ptr,
+        done: &done,
+        caller: Some(thread::current()),
     };
     // `submit` only moves the task along; if it unwinds, the task is
     // dropped on the way, which sets `done` first.
@@ -148,6 +145,7 @@ where
     }
     out.unwrap_or_else(|| {
         Err(Error::Worker {
+            cause: WorkerCause::Dropped,
             reason: "the task finished without a result".into(),
         })
     })

@@ -1,10 +1,11 @@
 //! [`Task`]: a call for a worker, lent by a blocked caller or owned.
 
-use crate::error::Error;
-use crate::executor::contain::contain;
+use crate::error::{Error, WorkerCause};
 use crate::executor::handoff::ScopedTask;
-use crate::executor::target::{Profile, Target};
-use crate::set::NsSet;
+use crate::executor::set_ref::SetRef;
+use crate::handle::set::NsSet;
+use crate::process::user_code::contain;
+use crate::thread::location::Location;
 
 /// The job of an owned task: runs the body (`None`) or reports why not.
 /// It contains the user code it runs, drops and wakes; it is called
@@ -17,7 +18,7 @@ pub(crate) struct Task {
     pub(crate) work: Work,
     /// Every tracked kind the worker must be in: the target's namespaces,
     /// the executor's home for the rest.
-    pub(crate) desired: Profile,
+    pub(crate) desired: Location,
 }
 
 /// Who owns a call's closure and namespaces.
@@ -41,6 +42,7 @@ impl Drop for OwnedTask {
         if let Some(job) = self.job.take() {
             let _ = contain(move || {
                 job(Some(Error::Worker {
+                    cause: WorkerCause::Dropped,
                     reason: "the task was dropped before a worker could run it".into(),
                 }));
             });
@@ -50,10 +52,10 @@ impl Drop for OwnedTask {
 
 impl Task {
     /// The namespaces to run in.
-    pub(crate) fn target(&self) -> Target<'_> {
+    pub(crate) fn target(&self) -> SetRef<'_> {
         match &self.work {
             Work::Scoped(task) => *task.target(),
-            Work::Owned(task) => task.set.target(),
+            Work::Owned(task) => SetRef::from_set(&task.set),
         }
     }
 

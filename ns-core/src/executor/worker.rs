@@ -1,48 +1,23 @@
 //! A worker thread: switches to what each call wants, runs it, checks that
 //! the call left the thread as it was, and waits for the next one.
 
-use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::executor::facts::{Facts, FactsReader};
-use crate::executor::pool::{AfterCall, Msg, Shared, WorkerHandle};
+use crate::error::{Error, Result, WorkerCause};
+use crate::executor::mailbox::{Mailbox, Msg};
+use crate::executor::scheduler::{AfterCall, Scheduler};
+use crate::executor::set_ref::SetRef;
 use crate::executor::stats::{Counters, Retirement};
-use crate::executor::target::{tracked, Profile, Target};
 use crate::executor::task::Task;
 use crate::kind::NsKind;
-use crate::namespace::Namespace;
-use crate::set::{NsSet, SETNS_ORDER};
-use crate::{sys, thread_state};
-
-thread_local! {
-    /// The executor (its shared state's address and fork generation) whose
-    /// worker this thread is; `(0, 0)` for other threads.
-    static WORKER_OF: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
-}
-
-/// Whether the calling thread is a worker of `shared`'s executor.
-pub(crate) fn is_worker_of(shared: &Arc<Shared>) -> bool {
-    let me = (Arc::as_ptr(shared) as usize, shared.generation);
-    WORKER_OF.try_with(Cell::get).is_ok_and(|w| w == me)
-}
-
-/// Moves the calling thread into `home`, one `setns` per kind it is not
-/// already in.
-pub(crate) fn settle_in(home: &NsSet) -> Result<()> {
-    for kind in SETNS_ORDER {
-        if let Some(ns) = home.get(kind) {
-            if Namespace::current_unchecked(kind)?.id() != ns.id() {
-                sys::setns(ns, kind).map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
-            }
-        }
-    }
-    Ok(())
-}
+use crate::sys;
+use crate::thread::facts::{Facts, FactsReader};
+use crate::thread::location::{tracked, Location};
+use crate::thread::marks;
 
 /// Where a worker is, and what it was like when it was last known good.
 struct State {
-    profile: Profile,
+    location: Location,
     reader: FactsReader,
     facts: Facts,
     /// Whether it has a root and cwd of its own (it entered a mount
@@ -50,31 +25,33 @@ struct State {
     private_fs: bool,
 }
 
-/// Gives the worker's place back if the worker unwinds (a bug in nsguard:
-/// user code is contained), so that the pool's count stays right.
-struct Place<'a> {
-    shared: &'a Arc<Shared>,
+/// A worker's place among the executor's live workers: given back when the
+/// worker exits on its own (retired, or failed to start), or unwinds (a bug
+/// in nsguard: user code is contained), so that the count stays right.
+/// Disarmed where the exit was already accounted for.
+struct WorkerSlot<'a> {
+    scheduler: &'a Arc<Scheduler>,
     id: u64,
     armed: bool,
 }
 
-impl Drop for Place<'_> {
+impl Drop for WorkerSlot<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.shared.forget_worker(Some(self.id));
+            self.scheduler.forget_worker(Some(self.id));
         }
     }
 }
 
-pub(crate) fn main(shared: Arc<Shared>, handle: Arc<WorkerHandle>, first: Task) {
-    let me = (Arc::as_ptr(&shared) as usize, shared.generation);
-    let _ = WORKER_OF.try_with(|w| w.set(me));
-    let mut place = Place {
-        shared: &shared,
+/// A worker thread's life: serve `first`, then every message until it is
+/// told to exit, idles past the timeout, or must be retired.
+pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task) {
+    let mut place = WorkerSlot {
+        scheduler: &scheduler,
         id: handle.id,
         armed: true,
     };
-    let mut state = match start(&shared) {
+    let mut state = match start(&scheduler) {
         Ok(state) => state,
         Err(err) => {
             crate::trace::event!(tracing::Level::WARN, error = %err, "a new worker could not start");
@@ -87,12 +64,12 @@ pub(crate) fn main(shared: Arc<Shared>, handle: Arc<WorkerHandle>, first: Task) 
         worker = nix::unistd::gettid().as_raw(),
         "worker started"
     );
-    shared.relocate(handle.id, state.profile);
+    scheduler.relocate(handle.id, state.location);
     let mut next = Some(Msg::Task(first));
     loop {
         let msg = match next.take() {
             Some(msg) => msg,
-            None => match shared.next_msg(&handle) {
+            None => match scheduler.next_msg(&handle) {
                 Some(msg) => msg,
                 None => {
                     place.armed = false; // idle too long; already off the pool
@@ -103,8 +80,8 @@ pub(crate) fn main(shared: Arc<Shared>, handle: Arc<WorkerHandle>, first: Task) 
         };
         let after_call = match msg {
             Msg::Task(task) => {
-                if let Err(why) = serve(&shared, &mut state, task, handle.id) {
-                    retire(&shared, why);
+                if let Err(why) = serve(&scheduler, &mut state, task, handle.id) {
+                    retire(&scheduler, why);
                     return; // `place` gives the place back
                 }
                 true
@@ -115,14 +92,14 @@ pub(crate) fn main(shared: Arc<Shared>, handle: Arc<WorkerHandle>, first: Task) 
                 return;
             }
         };
-        let mut after = shared.make_idle(&handle, state.profile, after_call);
+        let mut after = scheduler.make_idle(&handle, state.location, after_call);
         if let AfterCall::GoHome = after {
-            if go_home(&shared, &mut state).is_err() {
-                retire(&shared, Retirement::CannotGoHome);
+            if go_home(&scheduler, &mut state).is_err() {
+                retire(&scheduler, Retirement::CannotGoHome);
                 return;
             }
-            shared.relocate(handle.id, state.profile);
-            after = shared.make_idle(&handle, state.profile, false);
+            scheduler.relocate(handle.id, state.location);
+            after = scheduler.make_idle(&handle, state.location, false);
         }
         match after {
             AfterCall::Wait | AfterCall::GoHome => {}
@@ -137,24 +114,25 @@ pub(crate) fn main(shared: Arc<Shared>, handle: Arc<WorkerHandle>, first: Task) 
 
 /// A new worker settles in the executor's home (it starts where the origin
 /// thread is) and records what it is like.
-fn start(shared: &Shared) -> Result<State> {
-    settle_in(&shared.home)?;
-    let profile = Profile::of_current_thread()?;
-    if profile != shared.home_profile {
+fn start(scheduler: &Scheduler) -> Result<State> {
+    scheduler.home.move_current_thread_in()?;
+    let location = Location::of_current_thread()?;
+    if location != scheduler.home_location {
         return Err(Error::Worker {
+            cause: WorkerCause::CannotReachHome,
             reason: "a new worker did not reach the executor's home namespaces".into(),
         });
     }
     let io = |errno| Error::Io {
         op: "reading the worker's status",
-        kind: NsKind::User,
+        kind: None,
         path: Some("/proc/thread-self/status".into()),
         errno,
     };
-    let mut reader = FactsReader::new(shared.origin.tid).map_err(io)?;
+    let mut reader = FactsReader::new(scheduler.origin.tid).map_err(io)?;
     let facts = reader.read(false).map_err(io)?;
     Ok(State {
-        profile,
+        location,
         reader,
         facts,
         private_fs: false,
@@ -162,8 +140,8 @@ fn start(shared: &Shared) -> Result<State> {
 }
 
 /// A worker that is never reused: counted, and reported with the reason.
-fn retire(shared: &Shared, why: Retirement) {
-    shared.counters.retire(why);
+fn retire(scheduler: &Scheduler, why: Retirement) {
+    scheduler.counters.retire(why);
     crate::trace::event!(
         tracing::Level::WARN,
         worker = nix::unistd::gettid().as_raw(),
@@ -175,11 +153,11 @@ fn retire(shared: &Shared, why: Retirement) {
 /// Runs one task. `Ok` if the worker may be used again: its namespaces and
 /// per-thread facts are exactly what `state` says, no guard is left on it,
 /// and it is not poisoned.
-fn serve(shared: &Shared, state: &mut State, task: Task, id: u64) -> Result<(), Retirement> {
-    let before = state.profile;
-    let switched = switch(shared, state, &task.target(), &task.desired);
-    if state.profile != before {
-        shared.relocate(id, state.profile);
+fn serve(scheduler: &Scheduler, state: &mut State, task: Task, id: u64) -> Result<(), Retirement> {
+    let before = state.location;
+    let switched = switch(scheduler, state, &task.target(), &task.desired);
+    if state.location != before {
+        scheduler.relocate(id, state.location);
     }
     if let Err(err) = switched {
         crate::trace::event!(tracing::Level::WARN, error = %err, "a worker could not switch");
@@ -189,13 +167,13 @@ fn serve(shared: &Shared, state: &mut State, task: Task, id: u64) -> Result<(), 
         // worker costs one thread start.
         return Err(Retirement::SwitchFailed);
     }
-    Counters::add(&shared.counters.calls, 1);
+    Counters::add(&scheduler.counters.calls, 1);
     task.finish(None);
     // The result is with the caller; check the thread off its latency path.
-    if thread_state::depth() != 0 || thread_state::is_poisoned() {
+    if marks::depth() != 0 || marks::is_poisoned() {
         return Err(Retirement::GuardOrPoison);
     }
-    if shared.config.check_after_call {
+    if scheduler.config.check_after_call {
         check_unchanged(state)?;
     }
     Ok(())
@@ -221,7 +199,7 @@ fn check_unchanged(state: &mut State) -> Result<(), Retirement> {
         }
         Err(_) => return Err(Retirement::ThreadStateChanged),
     }
-    if !state.profile.matches_current_thread().unwrap_or(false) {
+    if !state.location.matches_current_thread().unwrap_or(false) {
         return Err(Retirement::NamespacesChanged);
     }
     Ok(())
@@ -229,18 +207,19 @@ fn check_unchanged(state: &mut State) -> Result<(), Retirement> {
 
 /// Switches the worker to `desired`: one `setns` per kind that differs.
 fn switch(
-    shared: &Shared,
+    scheduler: &Scheduler,
     state: &mut State,
-    target: &Target<'_>,
-    desired: &Profile,
+    target: &SetRef<'_>,
+    desired: &Location,
 ) -> Result<()> {
     // Time is tracked but never switched: no call can ask for another one.
     for kind in tracked().filter(|k| *k != NsKind::Time) {
-        if state.profile.get(kind) == desired.get(kind) {
+        if state.location.get(kind) == desired.get(kind) {
             continue;
         }
-        let Some(ns) = target.get(kind).or_else(|| shared.home.get(kind)) else {
+        let Some(ns) = target.get(kind).or_else(|| scheduler.home.get(kind)) else {
             return Err(Error::Worker {
+                cause: WorkerCause::CannotReachHome,
                 reason: format!("no way back to the home {kind} namespace on this worker"),
             });
         };
@@ -250,28 +229,28 @@ fn switch(
             // undone: from now on the worker serves this mount namespace.
             sys::unshare_fs().map_err(|errno| Error::Io {
                 op: "unshare(CLONE_FS) before entering",
-                kind,
+                kind: Some(kind),
                 path: ns.path().map(Into::into),
                 errno,
             })?;
         }
         sys::setns(ns, kind).map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
-        Counters::add(&shared.counters.switches, 1);
+        Counters::add(&scheduler.counters.switches, 1);
         crate::trace::event!(
             tracing::Level::TRACE,
             kind = %kind,
-            from = state.profile.get(kind),
+            from = state.location.get(kind),
             to = %ns.id(),
             "worker switched"
         );
-        state.profile.set(ns.id());
+        state.location.set(ns.id());
         if kind == NsKind::Mnt {
             // Root, cwd and umask are the worker's own from now on: they
             // become part of what a body must leave as it found it.
             state.private_fs = true;
             state.facts = state.reader.read(true).map_err(|errno| Error::Io {
                 op: "reading the worker's status after entering",
-                kind,
+                kind: Some(kind),
                 path: ns.path().map(Into::into),
                 errno,
             })?;
@@ -282,25 +261,27 @@ fn switch(
 
 /// Switches back to the home namespaces; fails for a worker that left home
 /// for a one-way kind (it must exit instead).
-fn go_home(shared: &Shared, state: &mut State) -> Result<()> {
-    let home = shared.home_profile;
+fn go_home(scheduler: &Scheduler, state: &mut State) -> Result<()> {
+    let home = scheduler.home_location;
     for kind in tracked() {
-        if state.profile.get(kind) == home.get(kind) {
+        if state.location.get(kind) == home.get(kind) {
             continue;
         }
-        if shared.one_way.contains(kind) {
+        if scheduler.one_way.contains(kind) {
             return Err(Error::Worker {
+                cause: WorkerCause::CannotReachHome,
                 reason: format!("this worker cannot return to its home {kind} namespace"),
             });
         }
-        let Some(ns) = shared.home.get(kind) else {
+        let Some(ns) = scheduler.home.get(kind) else {
             return Err(Error::Worker {
+                cause: WorkerCause::CannotReachHome,
                 reason: format!("no home {kind} namespace"),
             });
         };
         sys::setns(ns, kind).map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
-        Counters::add(&shared.counters.switches, 1);
-        state.profile.set(ns.id());
+        Counters::add(&scheduler.counters.switches, 1);
+        state.location.set(ns.id());
     }
     Ok(())
 }

@@ -5,11 +5,12 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::executor::{Executor, Target};
-use crate::guard::NsGuard;
-use crate::kind::{NsKind, NsKinds};
-use crate::namespace::{open_error, Namespace, ProcDir};
-use crate::{sys, thread_state};
+use crate::handle::namespace::{open_error, validate, Namespace};
+use crate::handle::proc_dir::ProcDir;
+use crate::kind::{NsKind, NsKinds, SETNS_ORDER};
+use crate::sys;
+use crate::sys::probe::check_supported;
+use crate::thread::marks;
 
 /// A set of namespaces, at most one of each kind: the namespaces some code
 /// should run in.
@@ -39,20 +40,6 @@ pub struct NsSet {
     slots: [Option<Namespace>; NsKind::COUNT],
 }
 
-/// The order in which namespaces are entered, as nsenter(1) does: user
-/// first (it grants the capabilities the others need), mnt late (it changes
-/// how later paths resolve), time last.
-pub(crate) const SETNS_ORDER: [NsKind; NsKind::COUNT] = [
-    NsKind::User,
-    NsKind::Cgroup,
-    NsKind::Ipc,
-    NsKind::Uts,
-    NsKind::Net,
-    NsKind::Pid,
-    NsKind::Mnt,
-    NsKind::Time,
-];
-
 impl NsSet {
     /// An empty set.
     pub fn new() -> NsSet {
@@ -81,9 +68,9 @@ impl NsSet {
     /// # Ok::<(), nsguard::Error>(())
     /// ```
     pub fn current(kinds: impl Into<NsKinds>) -> Result<NsSet> {
-        thread_state::check()?;
+        marks::check()?;
         let kinds = kinds.into();
-        Error::check_supported(kinds)?;
+        check_supported(kinds)?;
         kinds
             .into_iter()
             .map(Namespace::current_unchecked)
@@ -112,9 +99,9 @@ impl NsSet {
     /// # Ok::<(), nsguard::Error>(())
     /// ```
     pub fn of_pid(pid: u32, kinds: impl Into<NsKinds>) -> Result<NsSet> {
-        thread_state::check()?;
+        marks::check()?;
         let kinds = kinds.into();
-        Error::check_supported(kinds)?;
+        check_supported(kinds)?;
         let Some(first) = kinds.iter().next() else {
             return Ok(NsSet::new());
         };
@@ -149,10 +136,10 @@ impl NsSet {
     /// # Ok::<(), nsguard::Error>(())
     /// ```
     pub fn from_dir(dir: impl AsRef<Path>, kinds: impl Into<NsKinds>) -> Result<NsSet> {
-        thread_state::check()?;
+        marks::check()?;
         let dir = dir.as_ref();
         let kinds = kinds.into();
-        Error::check_supported(kinds)?;
+        check_supported(kinds)?;
         let Some(first) = kinds.iter().next() else {
             return Ok(NsSet::new());
         };
@@ -163,7 +150,7 @@ impl NsSet {
                 let path = dir.join(kind.proc_name());
                 let fd = sys::open_at(dir_fd.as_fd(), kind.proc_name())
                     .map_err(|errno| open_error(kind, &path, errno))?;
-                crate::namespace::validate_at(kind, fd, &path)
+                validate(kind, fd, Some(&path))
             })
             .collect()
     }
@@ -226,118 +213,9 @@ impl NsSet {
     pub fn try_clone(&self) -> Result<NsSet> {
         self.iter().map(Namespace::try_clone).collect()
     }
-
-    /// Switches the **calling thread** into every namespace of the set, and
-    /// returns a guard that switches it back when dropped.
-    ///
-    /// The thread's current namespaces are opened before the first
-    /// `setns(2)`, so that it can always be switched back; kinds the thread
-    /// is already in are not switched. Each `setns` passes the kind's
-    /// `CLONE_NEW*` flag, so the kernel refuses a namespace of another kind.
-    /// If entering fails half way, the kinds already switched are switched
-    /// back before the error is returned: the thread is where it was.
-    ///
-    /// Only net, uts, ipc, cgroup and pid can be switched this way (pid:
-    /// only `pid_for_children` changes, and the thread cannot create
-    /// threads while it is switched; processes it forks start in the pid
-    /// namespace). A mnt, time or user namespace the thread is already in
-    /// needs no switch and is accepted (a set read from a container often
-    /// has the host's user and time namespaces); another one is refused:
-    /// run the code on a worker or in a process instead.
-    ///
-    /// Never hold the guard across `.await`: see [`NsGuard`]'s docs.
-    ///
-    /// Everything else on this thread runs inside too while the guard lives;
-    /// threads started meanwhile stay inside for good, and work handed to
-    /// thread pools started earlier runs outside.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::UnsupportedOnThread`] if the set has a mnt, time or user
-    ///   namespace the thread is not already in, before anything changes;
-    /// - [`Error::PermissionDenied`] without `CAP_SYS_ADMIN` over the target;
-    /// - [`Error::Enter`] if `setns` fails otherwise;
-    /// - [`Error::Restore`] if switching back after a failure failed too: the
-    ///   thread is then poisoned;
-    /// - [`Error::Poisoned`] if the thread was poisoned before.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use nsguard::{Namespace, NsSet};
-    ///
-    /// let blue = NsSet::from(Namespace::named("blue")?);
-    /// {
-    ///     let _guard = blue.enter()?;
-    ///     // this thread is in `blue`: sockets made here live there
-    /// }
-    /// // and back where it was
-    /// # Ok::<(), nsguard::Error>(())
-    /// ```
-    #[doc(alias = "setns")]
-    pub fn enter(&self) -> Result<NsGuard> {
-        crate::guard::enter(self)
-    }
 }
 
 impl NsSet {
-    /// Runs `f` on a worker thread of the [global executor](Executor::global)
-    /// that is inside every namespace of the set, and returns its value.
-    ///
-    /// The calling thread is never switched: it blocks until `f` has
-    /// returned, which is why `f` may borrow from it, as with
-    /// [`std::thread::scope`]. Kinds the set does not name are those of the
-    /// process's main thread. A call from inside another `run` for the
-    /// namespaces its worker is already in runs inline.
-    ///
-    /// mnt works (the worker gets a private root and cwd, and then serves
-    /// that mount namespace only); pid works (processes spawned in `f` land
-    /// in the pid namespace; threads cannot be spawned there, and
-    /// `std::thread::Builder::spawn` returns an error). time and user cannot
-    /// be entered by any thread: spawn a process into the set instead.
-    ///
-    /// Threads `f` starts stay in the namespaces for good; work `f` hands to
-    /// a thread pool started elsewhere runs outside them.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::UnsupportedOnThread`] if the set has a time or user
-    ///   namespace other than the process's own (which needs no switch);
-    /// - [`Error::PermissionDenied`] or [`Error::Enter`] if the worker cannot
-    ///   enter a namespace (`f` does not run);
-    /// - [`Error::Worker`] if no worker thread can be started;
-    /// - [`Error::Poisoned`] if the calling thread is poisoned.
-    ///
-    /// # Panics
-    ///
-    /// If `f` panics, the panic is caught on the worker and re-raised here
-    /// with its original payload.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use nsguard::{NsKind, NsSet};
-    ///
-    /// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
-    /// let sandbox = NsSet::unshare(NsKind::Net)?;
-    /// let mut names = Vec::new();
-    /// sandbox.run(|| {
-    ///     // on a worker inside `sandbox`; `names` is borrowed from the caller
-    ///     for iface in nix::net::if_::if_nameindex().unwrap().iter() {
-    ///         names.push(iface.name().to_string_lossy().into_owned());
-    ///     }
-    /// })?;
-    /// assert_eq!(names, ["lo"]); // a new network namespace has only `lo`
-    /// # Ok::<(), nsguard::Error>(())
-    /// ```
-    pub fn run<R, F>(&self, f: F) -> Result<R>
-    where
-        F: FnOnce() -> R + Send,
-        R: Send,
-    {
-        Executor::global()?.run(self, f)
-    }
-
     /// The order in which one thread (a forked child, or a creating thread)
     /// enters the set's namespaces, `skip` left out: the namespaces not
     /// owned by the set's user namespace first, then the user namespace, then
@@ -382,9 +260,18 @@ impl NsSet {
         Ok(out)
     }
 
-    /// The set as the executor sees it: borrowed handles.
-    pub(crate) fn target(&self) -> Target<'_> {
-        self.iter().fold(Target::default(), Target::with)
+    /// Moves the calling thread into the set's namespaces, in setns order:
+    /// one `setns` per kind it is not already in.
+    pub(crate) fn move_current_thread_in(&self) -> Result<()> {
+        for kind in SETNS_ORDER {
+            if let Some(ns) = self.get(kind) {
+                if Namespace::current_unchecked(kind)?.id() != ns.id() {
+                    sys::setns(ns, kind)
+                        .map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -392,7 +279,9 @@ impl NsSet {
 /// paths or fds they were opened with.
 impl PartialEq for NsSet {
     fn eq(&self, other: &NsSet) -> bool {
-        self.iter().map(Namespace::id).eq(other.iter().map(Namespace::id))
+        self.iter()
+            .map(Namespace::id)
+            .eq(other.iter().map(Namespace::id))
     }
 }
 

@@ -1,5 +1,5 @@
-//! Async: [`RunAsync`], the future of [`Executor::run_async`], and the
-//! per-poll runner behind `#[in_namespace] async fn`.
+//! [`RunAsync`]: the future of [`Executor::run_async`] and
+//! [`NsSet::run_async`], an owned call that never blocks its caller.
 
 use std::fmt;
 use std::future::Future;
@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, Result};
-use crate::executor::contain::{contain, drop_contained};
-use crate::executor::origin;
-use crate::executor::target::Target;
+use crate::executor::handle::Executor;
+use crate::executor::scheduler::forked_error;
+use crate::executor::set_ref::SetRef;
 use crate::executor::task::{OwnedTask, Task, Work};
-use crate::executor::Executor;
-use crate::set::NsSet;
-use crate::thread_state;
+use crate::handle::set::NsSet;
+use crate::process::fork_local;
+use crate::process::user_code::{contain, drop_contained};
+use crate::thread::marks;
 
 /// What a [`RunAsync`] waits for.
 struct Slot<R> {
@@ -63,20 +64,8 @@ impl<R> RunAsync<R> {
                 waker: None,
             })),
             cancelled: Arc::new(AtomicBool::new(false)),
-            generation: origin::generation(),
+            generation: fork_local::generation(),
         }
-    }
-}
-
-/// The error for a call made in a forked child on an executor (or a
-/// future) of the parent process.
-pub(crate) fn forked_error() -> Error {
-    Error::Worker {
-        reason: "this executor (or call) was made before fork(2), in the parent process, whose \
-                 worker threads the child does not have; build a new Executor in the child (the \
-                 global executor, used by NsSet::run and #[in_namespace], starts afresh by \
-                 itself)"
-            .into(),
     }
 }
 
@@ -87,7 +76,7 @@ impl<R> Future for RunAsync<R> {
     ///
     /// If the closure panicked, its panic is re-raised here with its payload.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
-        if self.generation != origin::generation() {
+        if self.generation != fork_local::generation() {
             return Poll::Ready(Err(forked_error()));
         }
         let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
@@ -133,10 +122,10 @@ impl Executor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let shared = &self.handle.shared;
-        let prepared = thread_state::check()
-            .and_then(|()| shared.check_usable())
-            .and_then(|()| shared.check_runnable(&set.target()))
+        let scheduler = self.scheduler();
+        let prepared = marks::check()
+            .and_then(|()| scheduler.check_usable())
+            .and_then(|()| scheduler.check_runnable(&SetRef::from_set(set)))
             .and_then(|()| set.try_clone());
         let set = match prepared {
             Ok(set) => set,
@@ -148,7 +137,7 @@ impl Executor {
                 waker: None,
             })),
             cancelled: Arc::new(AtomicBool::new(false)),
-            generation: shared.generation,
+            generation: scheduler.generation,
         };
         let (slot, cancelled) = (Arc::clone(&future.slot), Arc::clone(&future.cancelled));
         // Runs on a worker (or wherever the task is failed). Everything of
@@ -178,12 +167,14 @@ impl Executor {
             }
             drop_contained(slot);
         };
-        let desired = shared.home_profile.overlaid(&set.target());
+        let desired = scheduler
+            .home_location
+            .overlaid(set.iter().map(|ns| ns.id()));
         let work = Work::Owned(Box::new(OwnedTask {
             set,
             job: Some(Box::new(job)),
         }));
-        shared.dispatch(Task { work, desired });
+        scheduler.dispatch(Task { work, desired });
         future
     }
 }
@@ -225,96 +216,6 @@ impl NsSet {
         match Executor::global() {
             Ok(executor) => executor.run_async(self, f),
             Err(err) => RunAsync::ready(Err(err)),
-        }
-    }
-}
-
-/// Polls `fut` on workers inside `target`, one poll per handoff: what
-/// `#[in_namespace] async fn` expands to. The future is dropped inside too:
-/// on the worker that completes it, or, when it is cancelled (dropped
-/// before completion, say by a timeout), on a worker the drop hands it to,
-/// so that its locals' destructors run in the namespaces, never on the
-/// caller's thread.
-pub(crate) struct RunFuture<'a, F: Future + Send> {
-    target: Target<'a>,
-    fut: Option<Pin<Box<F>>>,
-}
-
-impl<'a, F: Future + Send> RunFuture<'a, F> {
-    pub(crate) fn new(target: Target<'a>, fut: F) -> RunFuture<'a, F> {
-        RunFuture {
-            target,
-            fut: Some(Box::pin(fut)),
-        }
-    }
-}
-
-impl<F> Future for RunFuture<'_, F>
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-    type Output = Result<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<F::Output>> {
-        let executor = match Executor::global() {
-            Ok(executor) => executor,
-            Err(err) => return Poll::Ready(Err(err)),
-        };
-        let waker = cx.waker().clone();
-        #[cfg(feature = "tokio")]
-        let runtime = tokio::runtime::Handle::try_current().ok();
-        let this = &mut *self;
-        let (target, slot) = (this.target, &mut this.fut);
-        // Each poll runs on a worker inside the namespaces; the polling
-        // thread waits for that one poll (polls are short by contract).
-        let polled = executor.run_target(&target, move || {
-            // With tokio, sockets created in the body register with the
-            // caller's reactor.
-            #[cfg(feature = "tokio")]
-            let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
-            let Some(fut) = slot.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let mut cx = Context::from_waker(&waker);
-            match fut.as_mut().poll(&mut cx) {
-                Poll::Ready(value) => {
-                    // Done: its remains are dropped here, inside.
-                    *slot = None;
-                    Poll::Ready(Some(value))
-                }
-                Poll::Pending => Poll::Pending,
-            }
-        });
-        match polled {
-            Ok(Poll::Ready(Some(value))) => Poll::Ready(Ok(value)),
-            Ok(Poll::Ready(None)) => Poll::Ready(Err(Error::Worker {
-                reason: "an #[in_namespace] async fn was polled after it completed".into(),
-            })),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(err) => Poll::Ready(Err(err)),
-        }
-    }
-}
-
-impl<F: Future + Send> Drop for RunFuture<'_, F> {
-    /// A future cancelled before completion is dropped on a worker inside
-    /// its namespaces. If no worker can enter them any more (say the
-    /// namespace's last handle is gone and its path deleted), the future is
-    /// leaked rather than dropped outside: a destructor that deletes an
-    /// interface by name must never meet the host's.
-    fn drop(&mut self) {
-        let Some(fut) = self.fut.take() else {
-            return;
-        };
-        let mut fut = Some(fut);
-        if let Ok(executor) = Executor::global() {
-            let slot = &mut fut;
-            let target = self.target;
-            let _ = executor.run_target(&target, move || drop_contained(slot.take()));
-        }
-        if let Some(fut) = fut {
-            std::mem::forget(fut);
         }
     }
 }

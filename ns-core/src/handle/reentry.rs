@@ -10,11 +10,10 @@ use std::os::fd::AsFd;
 use std::sync::Mutex;
 
 use crate::errno::Errno;
-
 use crate::error::Result;
+use crate::handle::namespace::Namespace;
 use crate::id::NsId;
 use crate::kind::NsKind;
-use crate::namespace::Namespace;
 use crate::sys;
 
 /// The inode of the initial user namespace, fixed by the kernel

@@ -12,39 +12,37 @@
 //! credentials and capabilities, and never runs user code, so the threads
 //! it starts are clean.
 //!
-//! After `fork(2)` the child has none of the parent's threads: a fork
-//! counter (bumped by a `pthread_atfork` handler) tells every structure
-//! made before the fork that it belongs to another process.
+//! After `fork(2)` the child has none of the parent's threads: its first
+//! use starts an origin of its own ([`ForkLocal`]).
 
-use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::mpsc;
 
-use crate::error::{Error, Result};
-use crate::executor::contain::contain;
-use crate::executor::facts::FactsReader;
-use crate::executor::target::Profile;
-use crate::executor::worker;
+use crate::error::{Error, Result, WorkerCause};
+use crate::handle::namespace::Namespace;
+use crate::handle::proc_dir::ProcDir;
+use crate::handle::reentry::can_return_to;
+use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
-use crate::namespace::{Namespace, ProcDir};
-use crate::set::NsSet;
-use crate::thread_state;
-use crate::threads::thread_error;
+use crate::process::fork_local::ForkLocal;
+use crate::process::helper_thread::thread_error;
+use crate::process::user_code::contain;
+use crate::thread::facts::FactsReader;
+use crate::thread::location::Location;
+use crate::thread::marks;
 
 /// The kinds whose namespace a worker switches (and returns home from).
 pub(crate) const HOME_KINDS: NsKinds = NsKinds::THREAD_SWITCHABLE;
 
 /// The origin thread of this process.
 pub(crate) struct Origin {
-    generation: u64,
     /// Handles of the process's own namespaces of [`HOME_KINDS`].
     pub(crate) home: NsSet,
     /// The kinds of `home` a thread can switch back to (see
-    /// [`crate::reach::can_return_to`]), worked out once: a guard on a
+    /// [`can_return_to`]), worked out once: a guard on a
     /// thread found in one of these uses `home`'s handle as its way back.
     pub(crate) returnable: NsKinds,
     /// Where the origin thread, hence every new thread it starts, is.
-    pub(crate) profile: Profile,
+    pub(crate) location: Location,
     /// Its thread id, to compare fs contexts with (`kcmp`).
     pub(crate) tid: i32,
     requests: mpsc::Sender<Request>,
@@ -62,31 +60,8 @@ pub(crate) struct Request {
     pub(crate) failed: Box<dyn FnOnce(Error) + Send>,
 }
 
-static FORKS: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn in_forked_child() {
-    FORKS.fetch_add(1, Ordering::AcqRel);
-}
-
-/// How many times this process's ancestors forked since nsguard was first
-/// used: what was made in another generation belongs to another process,
-/// whose threads this one does not have.
-pub(crate) fn generation() -> u64 {
-    FORKS.load(Ordering::Acquire)
-}
-
-fn count_forks() {
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
-    if !REGISTERED.swap(true, Ordering::AcqRel) {
-        // SAFETY: registers a handler that only increments an atomic, which
-        // is async-signal-safe and so allowed in a forked child.
-        unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
-    }
-}
-
-/// Published origins are never freed: `&'static` references to them are
-/// handed out, and a forked child must not touch its parent's.
-static ORIGIN: AtomicPtr<Origin> = AtomicPtr::new(ptr::null_mut());
+/// The origin of this process's fork generation.
+static ORIGIN: ForkLocal<Origin> = ForkLocal::new();
 
 /// This process's origin, started on first use.
 ///
@@ -98,39 +73,15 @@ static ORIGIN: AtomicPtr<Origin> = AtomicPtr::new(ptr::null_mut());
 /// thread's capabilities…). Nothing is cached on error: a later call from
 /// another thread may succeed.
 pub(crate) fn get() -> Result<&'static Origin> {
-    loop {
-        let current = ORIGIN.load(Ordering::Acquire);
-        let generation = generation();
-        // SAFETY: non-null pointers in ORIGIN come from `Box::into_raw`
-        // below and are never freed once published.
-        if let Some(origin) = unsafe { current.as_ref() } {
-            if origin.generation == generation {
-                return Ok(origin);
-            }
-        }
-        let fresh = Box::into_raw(Box::new(Origin::start(generation)?));
-        match ORIGIN.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
-            // The one of another generation (if any) is left as it is: its
-            // threads belong to the parent process.
-            // SAFETY: just published, never freed (see above).
-            Ok(_) => return Ok(unsafe { &*fresh }),
-            Err(_) => {
-                // Another thread published one first; this one was never
-                // shared. Dropping it ends its thread.
-                // SAFETY: `fresh` came from `Box::into_raw` above and no
-                // reference to it was handed out.
-                drop(unsafe { Box::from_raw(fresh) });
-            }
-        }
-    }
+    ORIGIN.get_or_try_make(Origin::start)
 }
 
 impl Origin {
     /// Starts the origin thread from the calling thread and checks it.
-    fn start(generation: u64) -> Result<Origin> {
-        count_forks();
-        if thread_state::depth() != 0 {
+    fn start() -> Result<Origin> {
+        if marks::depth() != 0 {
             return Err(Error::Worker {
+                cause: WorkerCause::OriginRefused,
                 reason: "nsguard's threads cannot be started from a thread inside an NsGuard \
                          (they would inherit its namespaces); make the first call from a \
                          thread that is not switched"
@@ -144,7 +95,7 @@ impl Origin {
         };
         let for_thread = home.try_clone()?;
         let (requests, inbox) = mpsc::channel::<Request>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(Profile, i32)>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(Location, i32)>>();
         std::thread::Builder::new()
             .name("nsguard-origin".into())
             .spawn(move || {
@@ -158,29 +109,24 @@ impl Origin {
                 }
             })
             .map_err(|e| thread_error("start nsguard's origin thread", &e))?;
-        let (profile, tid) = ready_rx.recv().map_err(|_| Error::Worker {
+        let (location, tid) = ready_rx.recv().map_err(|_| Error::Worker {
+            cause: WorkerCause::OriginGone,
             reason: "nsguard's origin thread died while starting".into(),
         })??;
         // A kind that cannot be told is left out: guards then take the
         // general way, which asks again and reports the error.
         let returnable = (&home)
             .into_iter()
-            .filter(|ns| crate::reach::can_return_to(ns).unwrap_or(false))
+            .filter(|ns| can_return_to(ns).unwrap_or(false))
             .map(Namespace::kind)
             .collect();
         Ok(Origin {
-            generation,
             home,
             returnable,
-            profile,
+            location,
             tid,
             requests,
         })
-    }
-
-    /// Whether this origin belongs to the calling process.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation
     }
 
     /// Starts a thread (asynchronously); `request.failed` is called if it
@@ -190,6 +136,7 @@ impl Origin {
             let failed = request.failed;
             let _ = contain(move || {
                 failed(Error::Worker {
+                    cause: WorkerCause::OriginGone,
                     reason: "nsguard's origin thread is gone".into(),
                 });
             });
@@ -229,10 +176,11 @@ impl MainThread {
 
 /// On the origin thread: enter the process's own namespaces and check that
 /// nothing else of the calling thread's state came along.
-fn settle(home: &NsSet, main: Option<&MainThread>) -> Result<(Profile, i32)> {
+fn settle(home: &NsSet, main: Option<&MainThread>) -> Result<(Location, i32)> {
     let tid = nix::unistd::gettid().as_raw();
-    worker::settle_in(home)?;
+    home.move_current_thread_in()?;
     let refuse = |what: String| Error::Worker {
+        cause: WorkerCause::OriginRefused,
         reason: format!(
             "nsguard's threads cannot be started from this thread: {what}; workers would \
              inherit it. Make the first nsguard call (or build the first Executor) from a \
@@ -251,7 +199,7 @@ fn settle(home: &NsSet, main: Option<&MainThread>) -> Result<(Profile, i32)> {
         }
         let io = |errno| Error::Io {
             op: "reading the thread's status",
-            kind: NsKind::User,
+            kind: None,
             path: Some("/proc/thread-self/status".into()),
             errno,
         };
@@ -269,7 +217,7 @@ fn settle(home: &NsSet, main: Option<&MainThread>) -> Result<(Profile, i32)> {
             )));
         }
     }
-    Ok((Profile::of_current_thread()?, tid))
+    Ok((Location::of_current_thread()?, tid))
 }
 
 /// The origin thread's loop: start the threads asked for.

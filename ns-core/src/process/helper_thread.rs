@@ -4,7 +4,6 @@
 use std::io;
 
 use crate::errno::Errno;
-
 use crate::error::{Error, Result};
 
 /// Runs `f` on a new thread and waits for it. A panic in `f` is re-raised.

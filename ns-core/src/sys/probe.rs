@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use nix::errno::Errno;
 
+use crate::error::{Error, Result};
 use crate::kind::{NsKind, NsKinds};
 
 /// The kernel features nsguard depends on.
@@ -33,6 +34,65 @@ pub(crate) fn kernel() -> &'static Kernel {
 /// Whether the running kernel has namespaces of `kind`.
 pub(crate) fn has(kind: NsKind) -> bool {
     kernel().kinds.contains(kind)
+}
+
+/// `Err(KindUnsupported)` for the first kind of `kinds` the running kernel
+/// lacks.
+pub(crate) fn check_supported(kinds: NsKinds) -> Result<()> {
+    match kinds.difference(kernel().kinds).iter().next() {
+        None => Ok(()),
+        Some(kind) => Err(Error::KindUnsupported {
+            kind,
+            needs: needs(kind),
+        }),
+    }
+}
+
+impl NsKind {
+    /// Whether the running kernel has namespaces of this kind: see
+    /// [`NsKinds::supported`].
+    ///
+    /// ```
+    /// use nsguard::NsKind;
+    ///
+    /// assert!(NsKind::Net.is_supported());
+    /// if !NsKind::Time.is_supported() {
+    ///     println!("no time namespaces: Linux before 5.6, or CONFIG_TIME_NS=n");
+    /// }
+    /// ```
+    pub fn is_supported(self) -> bool {
+        has(self)
+    }
+}
+
+impl NsKinds {
+    /// Every kind the running kernel has: what [`ALL`](Self::ALL) means in
+    /// practice. Pass it where a call should take "every kind there is",
+    /// such as [`NsSet::current`](crate::NsSet::current) or
+    /// [`NsSet::of_pid`](crate::NsSet::of_pid), which refuse a kind the
+    /// kernel lacks with [`Error::KindUnsupported`].
+    ///
+    /// The kernel is probed once per process, from what it does rather than
+    /// its version (distribution kernels carry backports): a kind is there
+    /// when `/proc/self/ns/<name>` exists, and for pid and time
+    /// `pid_for_children`/`time_for_children` too. Time namespaces need
+    /// Linux 5.6 built with `CONFIG_TIME_NS`; cgroup, 4.6; the others are in
+    /// every kernel nsguard supports (4.18 and later), unless configured
+    /// out. Without `/proc` nothing can be told, and every kind counts as
+    /// there.
+    ///
+    /// ```
+    /// use nsguard::{NsKind, NsKinds, NsSet};
+    ///
+    /// let kinds = NsKinds::supported();
+    /// assert!(kinds.contains(NsKind::Net));
+    /// let here = NsSet::current(kinds)?; // every namespace this thread is in
+    /// assert_eq!(here.kinds(), kinds);
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    pub fn supported() -> NsKinds {
+        kernel().kinds
+    }
 }
 
 fn probe_kinds() -> NsKinds {

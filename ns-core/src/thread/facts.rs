@@ -7,7 +7,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::errno::Errno;
-
 use crate::sys;
 
 /// The lines of `/proc/thread-self/status` that describe per-thread state a
@@ -100,10 +99,7 @@ impl FactsReader {
         sys::pread_into(self.status.as_fd(), &mut self.text)?;
         let mut rest = facts.status.as_slice();
         for line in wanted_lines(&self.text, private_fs) {
-            match rest
-                .strip_prefix(line)
-                .and_then(|r| r.strip_prefix(b"\n"))
-            {
+            match rest.strip_prefix(line).and_then(|r| r.strip_prefix(b"\n")) {
                 Some(after) => rest = after,
                 None => return Ok(false),
             }

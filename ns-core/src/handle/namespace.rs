@@ -6,12 +6,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::errno::Errno;
-
 use crate::error::{Error, Result};
+use crate::handle::registry::Registration;
 use crate::id::NsId;
 use crate::kind::NsKind;
-use crate::live::LiveToken;
-use crate::{sys, thread_state};
+use crate::sys;
+use crate::sys::probe::check_supported;
+use crate::thread::{marks, ns_links};
 
 /// Where `ip netns` keeps named network namespaces, in the order searched.
 pub const NETNS_DIRS: [&str; 2] = ["/run/netns", "/var/run/netns"];
@@ -46,7 +47,7 @@ pub struct Namespace {
     path: Option<PathBuf>,
     /// Counts this handle among the program's handles to the namespace;
     /// dropped last, after the fd is closed.
-    _live: LiveToken,
+    _registration: Registration,
 }
 
 impl Namespace {
@@ -87,8 +88,8 @@ impl Namespace {
     /// # Ok::<(), nsguard::Error>(())
     /// ```
     pub fn open(path: impl AsRef<Path>, kind: NsKind) -> Result<Namespace> {
-        thread_state::check()?;
-        Error::check_supported(kind.into())?;
+        marks::check()?;
+        check_supported(kind.into())?;
         open_path(kind, path.as_ref())
     }
 
@@ -111,7 +112,7 @@ impl Namespace {
     /// assert!(matches!(err, Error::InvalidName { .. }));
     /// ```
     pub fn named(name: &str) -> Result<Namespace> {
-        thread_state::check()?;
+        marks::check()?;
         validate_name(name)?;
         let mut not_found = None;
         for dir in NETNS_DIRS {
@@ -127,41 +128,6 @@ impl Namespace {
             path: Path::new(NETNS_DIRS[0]).join(name),
             errno: Errno::ENOENT,
         }))
-    }
-
-    /// Opens the namespace of `kind` that process `pid` is in
-    /// (`/proc/<pid>/ns/<kind>`).
-    ///
-    /// For [`NsKind::Pid`] and [`NsKind::Time`] that is the namespace the
-    /// process itself is in, which is also where its children go unless it
-    /// changed `pid_for_children`/`time_for_children`.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::InvalidPid`] if `pid` is zero or over `i32::MAX`;
-    /// - [`Error::KindUnsupported`] if the running kernel has no namespaces
-    ///   of `kind`;
-    /// - [`Error::NoSuchProcess`] if no such process exists, or it has
-    ///   exited (a zombie has no namespaces);
-    /// - [`Error::PermissionDenied`] without ptrace read access to it;
-    /// - the other errors of [`open`](Self::open).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use nsguard::{Namespace, NsKind};
-    ///
-    /// let mine = Namespace::of_pid(std::process::id(), NsKind::Uts)?;
-    /// assert_eq!(mine, Namespace::current(NsKind::Uts)?);
-    /// # Ok::<(), nsguard::Error>(())
-    /// ```
-    ///
-    /// `pid` is a `u32`, as [`std::process::id`] and
-    /// [`Child::id`](std::process::Child::id) return it.
-    pub fn of_pid(pid: u32, kind: NsKind) -> Result<Namespace> {
-        thread_state::check()?;
-        Error::check_supported(kind.into())?;
-        ProcDir::open(pid, kind)?.namespace(kind)
     }
 
     /// Opens the namespace of `kind` that the **calling thread** is in,
@@ -192,29 +158,25 @@ impl Namespace {
     /// # Ok::<(), nsguard::Error>(())
     /// ```
     pub fn current(kind: NsKind) -> Result<Namespace> {
-        thread_state::check()?;
+        marks::check()?;
         Self::current_unchecked(kind)
     }
 
     /// [`current`](Self::current) without the poison check, for restoring.
     pub(crate) fn current_unchecked(kind: NsKind) -> Result<Namespace> {
-        Error::check_supported(kind.into())?;
-        let dir = thread_state::ns_dir(kind)?;
+        check_supported(kind.into())?;
+        let dir = ns_links::ns_dir()?;
         let name = kind.thread_proc_name();
         let fd = sys::open_at(dir.as_fd(), name).map_err(|errno| {
-            open_error(
-                kind,
-                &Path::new(thread_state::THREAD_NS_DIR).join(name),
-                errno,
-            )
+            open_error(kind, &Path::new(ns_links::THREAD_NS_DIR).join(name), errno)
         })?;
         // The file is the kernel's own link for this kind; its identity is
         // all that is needed. setns(2) checks the type again through the
         // CLONE_NEW* flag whenever the fd is used.
         let (dev, ino, _) = sys::stat(fd.as_fd()).map_err(|errno| Error::Io {
             op: "inspecting",
-            kind,
-            path: Some(Path::new(thread_state::THREAD_NS_DIR).join(name)),
+            kind: Some(kind),
+            path: Some(Path::new(ns_links::THREAD_NS_DIR).join(name)),
             errno,
         })?;
         Ok(Namespace::from_parts(fd, NsId::new(kind, dev, ino), None))
@@ -251,7 +213,7 @@ impl Namespace {
             },
             errno => Error::Io {
                 op: "finding the owner of",
-                kind: self.kind(),
+                kind: Some(self.kind()),
                 path: self.path.clone(),
                 errno,
             },
@@ -285,7 +247,7 @@ impl Namespace {
     pub fn try_clone(&self) -> Result<Namespace> {
         let fd = self.fd.try_clone().map_err(|e| Error::Io {
             op: "duplicating the fd of",
-            kind: self.kind(),
+            kind: Some(self.kind()),
             path: self.path.clone(),
             errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
         })?;
@@ -299,7 +261,7 @@ impl Namespace {
             fd,
             id,
             path,
-            _live: LiveToken::new(id.ino()),
+            _registration: Registration::new(id.ino()),
         }
     }
 }
@@ -353,17 +315,12 @@ fn open_path(kind: NsKind, path: &Path) -> Result<Namespace> {
     validate(kind, fd, Some(path))
 }
 
-/// [`validate`] for an fd opened from `path`.
-pub(crate) fn validate_at(kind: NsKind, fd: OwnedFd, path: &Path) -> Result<Namespace> {
-    validate(kind, fd, Some(path))
-}
-
 /// Checks that `fd` is a namespace of `kind`: nsfs first, then its type.
-fn validate(kind: NsKind, fd: OwnedFd, path: Option<&Path>) -> Result<Namespace> {
+pub(crate) fn validate(kind: NsKind, fd: OwnedFd, path: Option<&Path>) -> Result<Namespace> {
     let shown = || path.map_or_else(|| PathBuf::from("<fd>"), Path::to_path_buf);
     let inspect = |errno| Error::Io {
         op: "inspecting",
-        kind,
+        kind: Some(kind),
         path: Some(shown()),
         errno,
     };
@@ -421,7 +378,7 @@ pub(crate) fn open_error(kind: NsKind, path: &Path, errno: Errno) -> Error {
         }
         errno => Error::Io {
             op: "opening",
-            kind,
+            kind: Some(kind),
             path: Some(path),
             errno,
         },
@@ -447,56 +404,6 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
         name: name.to_owned(),
         reason,
     })
-}
-
-/// `/proc/<pid>`, opened once so that every namespace read from it belongs
-/// to the same process even if the pid is reused meanwhile.
-pub(crate) struct ProcDir {
-    pid: u32,
-    fd: OwnedFd,
-}
-
-impl ProcDir {
-    /// Opens `/proc/<pid>`; `kind` is what the caller is after, for errors.
-    pub(crate) fn open(pid: u32, kind: NsKind) -> Result<ProcDir> {
-        if pid == 0 || i32::try_from(pid).is_err() {
-            return Err(Error::InvalidPid { pid });
-        }
-        let dir = PathBuf::from(format!("/proc/{pid}"));
-        match sys::open_dir(&dir) {
-            Ok(fd) => Ok(ProcDir { pid, fd }),
-            Err(Errno::ENOENT) => Err(Error::NoSuchProcess {
-                pid,
-                kind,
-                path: dir.join("ns").join(kind.proc_name()),
-            }),
-            Err(errno) => Err(open_error(kind, &dir, errno)),
-        }
-    }
-
-    /// Opens `ns/<kind>` of the process.
-    pub(crate) fn namespace(&self, kind: NsKind) -> Result<Namespace> {
-        self.namespace_file(kind, kind.proc_name())
-    }
-
-    /// Opens `ns/<file>` of the process, a namespace of `kind`.
-    pub(crate) fn namespace_file(&self, kind: NsKind, file: &str) -> Result<Namespace> {
-        Error::check_supported(kind.into())?;
-        let name = format!("ns/{file}");
-        let path = PathBuf::from(format!("/proc/{}/{name}", self.pid));
-        match sys::open_at(self.fd.as_fd(), &name) {
-            Ok(fd) => validate(kind, fd, Some(&path)),
-            // The directory is pinned to the process, and the kernel has the
-            // kind: ENOENT or ESRCH now means the process exited (a zombie
-            // has no namespaces).
-            Err(Errno::ENOENT | Errno::ESRCH) => Err(Error::NoSuchProcess {
-                pid: self.pid,
-                kind,
-                path,
-            }),
-            Err(errno) => Err(open_error(kind, &path, errno)),
-        }
-    }
 }
 
 #[cfg(test)]

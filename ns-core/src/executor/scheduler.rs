@@ -1,81 +1,44 @@
-//! The shared state of an executor: idle workers, the count of live ones,
-//! where each worker is, dispatch, and eviction.
+//! [`Scheduler`]: the books of one executor (its idle workers, the count
+//! of live ones, where each worker is, tasks queued at the cap) and the
+//! decisions made on them: which worker serves a call, when one starts or
+//! exits, which go home when a namespace is let go of.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::thread::{self, Thread};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WorkerCause};
+use crate::executor::config::Config;
 use crate::executor::handoff::spin_until;
-use crate::executor::origin::{self, Origin, Request};
+use crate::executor::mailbox::{Mailbox, Msg};
+use crate::executor::set_ref::SetRef;
 use crate::executor::stats::{Counters, Stats};
-use crate::executor::target::{tracked, Profile, Target};
 use crate::executor::task::Task;
-use crate::executor::worker;
+use crate::handle::reentry::{can_return_to, own_user_ns};
+use crate::handle::registry::is_held;
+use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
-use crate::set::NsSet;
+use crate::process::fork_local;
+use crate::process::origin::{Origin, Request};
+use crate::thread::location::{tracked, Location};
 
-/// How an executor behaves; see [`ExecutorBuilder`](super::ExecutorBuilder).
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) max_workers: usize,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) spin: Duration,
-    pub(crate) check_after_call: bool,
-    pub(crate) overflow_after: Duration,
+/// What a new worker thread runs: installed by the executor's builder, so
+/// that the books need not know the worker's code.
+pub(crate) type WorkerMain = fn(Arc<Scheduler>, Arc<Mailbox>, Task);
+
+thread_local! {
+    /// The executor (its scheduler's address and fork generation) whose
+    /// worker this thread is; `(0, 0)` for other threads.
+    static WORKER_OF: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
 }
 
-/// A message to a worker.
-pub(crate) enum Msg {
-    Task(Task),
-    /// Leave the namespaces you are in for home: the program dropped its
-    /// last handle to one of them.
-    GoHome,
-    /// Exit now; the sender has already accounted for the worker.
-    Exit,
-}
-
-/// The way to reach one worker thread.
-pub(crate) struct WorkerHandle {
-    pub(crate) id: u64,
-    inbox: Mutex<Option<Msg>>,
-    ready: AtomicBool,
-    thread: Thread,
-}
-
-impl WorkerHandle {
-    fn for_current_thread(id: u64) -> WorkerHandle {
-        WorkerHandle {
-            id,
-            inbox: Mutex::new(None),
-            ready: AtomicBool::new(false),
-            thread: thread::current(),
-        }
-    }
-
-    fn send(&self, msg: Msg) {
-        *lock(&self.inbox) = Some(msg);
-        self.ready.store(true, Ordering::Release);
-        self.thread.unpark();
-    }
-
-    fn take(&self) -> Option<Msg> {
-        let msg = lock(&self.inbox).take();
-        self.ready.store(false, Ordering::Release);
-        msg
-    }
-
-    fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-}
-
-/// An idle worker, as the pool sees it.
+/// An idle worker, as the books see it.
 struct Idle {
-    worker: Arc<WorkerHandle>,
-    profile: Profile,
+    worker: Arc<Mailbox>,
+    location: Location,
 }
 
 /// What a worker does after a call.
@@ -91,13 +54,14 @@ pub(crate) enum AfterCall {
     Exit,
 }
 
-struct Pool {
+/// The books, kept under one lock.
+struct Roster {
     /// Idle workers, most recently used last.
     idle: Vec<Idle>,
     /// Owned tasks that found every worker busy at the cap, oldest first.
     pending: VecDeque<Task>,
     /// Where every live worker is (by id), busy or idle.
-    located: Vec<(u64, Profile)>,
+    located: Vec<(u64, Location)>,
     /// Live workers, busy or idle (or being started).
     total: usize,
     /// Callers waiting for a worker.
@@ -109,22 +73,25 @@ struct Pool {
     shutdown: bool,
 }
 
-pub(crate) struct Shared {
+/// One executor's books and settings, shared by its handles and workers.
+pub(crate) struct Scheduler {
     pub(crate) config: Config,
     /// The fork generation this executor was made in: in a forked child
     /// its threads do not exist, and its locks must not be touched.
     pub(crate) generation: u64,
     pub(crate) origin: &'static Origin,
+    /// What a new worker thread runs.
+    worker_main: WorkerMain,
     /// Fds of the home namespaces, to switch workers back to.
     pub(crate) home: NsSet,
     /// Where a worker at home is, for every tracked kind.
-    pub(crate) home_profile: Profile,
+    pub(crate) home_location: Location,
     /// Kinds a worker cannot switch back to home once it has left: mnt
     /// (its fs state stays private), and any home namespace owned by a user
     /// namespace outside the process's own. A worker that left home for
     /// one of them serves that namespace only.
     pub(crate) one_way: NsKinds,
-    pool: Mutex<Pool>,
+    roster: Mutex<Roster>,
     /// Signalled when a worker becomes idle or exits.
     available: Condvar,
     /// Signalled when a worker changes namespaces or exits.
@@ -140,57 +107,43 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Every executor of the process, for eviction.
-static EXECUTORS: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
-
-/// The live executors of this process (not those inherited through fork).
-fn executors() -> Vec<Arc<Shared>> {
-    let generation = origin::generation();
-    let mut list = lock(&EXECUTORS);
-    list.retain(|w| w.strong_count() > 0);
-    list.iter()
-        .filter_map(Weak::upgrade)
-        .filter(|s| s.generation == generation)
-        .collect()
+/// Marks the calling thread as a worker of `scheduler`'s executor.
+pub(crate) fn mark_as_worker_of(scheduler: &Arc<Scheduler>) {
+    let me = (Arc::as_ptr(scheduler) as usize, scheduler.generation);
+    let _ = WORKER_OF.try_with(|w| w.set(me));
 }
 
-/// The program dropped its last handle to the namespace with inode `ino`:
-/// idle workers inside go home (busy ones do when their call ends).
-pub(crate) fn on_last_handle_dropped(ino: u64) {
-    for shared in executors() {
-        shared.evict(ino);
-    }
+/// Whether the calling thread is a worker of `scheduler`'s executor.
+pub(crate) fn is_worker_of(scheduler: &Arc<Scheduler>) -> bool {
+    let me = (Arc::as_ptr(scheduler) as usize, scheduler.generation);
+    WORKER_OF.try_with(Cell::get).is_ok_and(|w| w == me)
 }
 
-/// Waits until no worker of any executor is in the namespace with inode
-/// `ino`, as long as the program holds no handle to it.
-pub(crate) fn wait_until_left(ino: u64, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    for shared in executors() {
-        shared.evict(ino);
-        shared.wait_left(ino, deadline)?;
-    }
-    Ok(())
-}
-
-impl Shared {
-    /// The shared state of a new executor whose workers live in `home`.
-    pub(crate) fn new(config: Config, home: NsSet, origin: &'static Origin) -> Result<Arc<Shared>> {
-        let home_profile = origin.profile.overlaid(&home.target());
+impl Scheduler {
+    /// The books of a new executor whose workers live in `home` and run
+    /// `worker_main`.
+    pub(crate) fn new(
+        config: Config,
+        home: NsSet,
+        origin: &'static Origin,
+        worker_main: WorkerMain,
+    ) -> Result<Arc<Scheduler>> {
+        let home_location = origin.location.overlaid(home.iter().map(|ns| ns.id()));
         let mut one_way = NsKinds::from(NsKind::Mnt);
         for ns in &home {
-            if !crate::reach::can_return_to(ns)? {
+            if !can_return_to(ns)? {
                 one_way.insert(ns.kind());
             }
         }
-        let shared = Arc::new(Shared {
+        Ok(Arc::new(Scheduler {
             config,
-            generation: origin.generation(),
+            generation: fork_local::generation(),
             origin,
+            worker_main,
             home,
-            home_profile,
+            home_location,
             one_way,
-            pool: Mutex::new(Pool {
+            roster: Mutex::new(Roster {
                 idle: Vec::new(),
                 pending: VecDeque::new(),
                 located: Vec::new(),
@@ -204,15 +157,13 @@ impl Shared {
             moved: Condvar::new(),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
-        });
-        lock(&EXECUTORS).push(Arc::downgrade(&shared));
-        Ok(shared)
+        }))
     }
 
     /// Whether this executor was made in the calling process (not in a
     /// parent before `fork`).
     pub(crate) fn is_in_this_process(&self) -> bool {
-        self.generation == origin::generation()
+        self.generation == fork_local::generation()
     }
 
     /// `Err` in a forked child: the executor's threads are the parent's.
@@ -220,7 +171,7 @@ impl Shared {
         if self.is_in_this_process() {
             Ok(())
         } else {
-            Err(super::future::forked_error())
+            Err(forked_error())
         }
     }
 
@@ -229,12 +180,12 @@ impl Shared {
     /// workers are in already needs no switch and is accepted, as most
     /// containers share the host's time namespace, and many its user
     /// namespace.
-    pub(crate) fn check_runnable(&self, target: &Target<'_>) -> Result<()> {
+    pub(crate) fn check_runnable(&self, target: &SetRef<'_>) -> Result<()> {
         for ns in target.iter() {
             let kind = ns.kind();
             let own = match kind {
-                NsKind::User => crate::reach::own_user_ns()?.ino(),
-                NsKind::Time => self.home_profile.get(NsKind::Time),
+                NsKind::User => own_user_ns()?.ino(),
+                NsKind::Time => self.home_location.get(NsKind::Time),
                 _ => continue,
             };
             if ns.id().ino() != own {
@@ -265,44 +216,42 @@ impl Shared {
     /// thread of its own that calls into this executor).
     pub(crate) fn dispatch(self: &Arc<Self>, task: Task) {
         let desired = task.desired;
-        let nested = !task.is_owned() && worker::is_worker_of(self);
+        let nested = !task.is_owned() && is_worker_of(self);
         let one_way = self.one_way;
         // Already where the call needs it for every one-way kind.
-        let settled = |w: &Profile| one_way.iter().all(|k| w.get(k) == desired.get(k));
+        let settled = |w: &Location| one_way.iter().all(|k| w.get(k) == desired.get(k));
         // Can get there: for each one-way kind, already there or still home.
-        let able = |w: &Profile| self.can_serve(w, &desired);
+        let able = |w: &Location| self.can_serve(w, &desired);
         let mut watch: Option<(u64, Instant)> = None;
-        let mut pool = lock(&self.pool);
+        let mut roster = lock(&self.roster);
         loop {
-            if pool.shutdown {
-                drop(pool);
-                task.finish(Some(Error::Worker {
-                    reason: "the executor was shut down".into(),
-                }));
+            if roster.shutdown {
+                drop(roster);
+                task.finish(Some(shut_down_error()));
                 return;
             }
             // A worker can switch any kind but the one-way ones: once it
             // left home for one of those it serves that namespace only.
-            let exact = pool.idle.iter().rposition(|w| w.profile == desired);
-            let same = || pool.idle.iter().rposition(|w| settled(&w.profile));
-            let fresh = || pool.idle.iter().rposition(|w| able(&w.profile));
+            let exact = roster.idle.iter().rposition(|w| w.location == desired);
+            let same = || roster.idle.iter().rposition(|w| settled(&w.location));
+            let fresh = || roster.idle.iter().rposition(|w| able(&w.location));
             if let Some(i) = exact.or_else(same).or_else(fresh) {
-                let idle = pool.idle.remove(i);
-                drop(pool);
+                let idle = roster.idle.remove(i);
+                drop(roster);
                 idle.worker.send(Msg::Task(task));
                 return;
             }
-            if pool.total < self.config.max_workers || nested {
-                pool.total += 1;
-                drop(pool);
+            if roster.total < self.config.max_workers || nested {
+                roster.total += 1;
+                drop(roster);
                 self.spawn(task);
                 return;
             }
             // At the cap, with idle workers that cannot serve this call
             // (dedicated to other one-way namespaces): replace one.
-            if !pool.idle.is_empty() {
-                let idle = pool.idle.remove(0);
-                drop(pool);
+            if !roster.idle.is_empty() {
+                let idle = roster.idle.remove(0);
+                drop(roster);
                 idle.worker.send(Msg::Exit);
                 self.spawn(task);
                 return;
@@ -310,7 +259,7 @@ impl Shared {
             // An owned task never blocks its submitter: it waits in the queue
             // for the next worker that frees up.
             if task.is_owned() {
-                pool.pending.push_back(task);
+                roster.pending.push_back(task);
                 return;
             }
             let now = Instant::now();
@@ -322,20 +271,20 @@ impl Shared {
                     "every worker is busy at the cap: the call waits"
                 );
             }
-            let (seen, since) = *watch.get_or_insert((pool.completed, now));
-            if pool.completed != seen {
-                watch = Some((pool.completed, now));
+            let (seen, since) = *watch.get_or_insert((roster.completed, now));
+            if roster.completed != seen {
+                watch = Some((roster.completed, now));
             } else if now.duration_since(since) >= self.config.overflow_after {
-                pool.total += 1;
-                pool.overflowed += 1;
+                roster.total += 1;
+                roster.overflowed += 1;
                 crate::trace::event!(
                     tracing::Level::WARN,
-                    workers = pool.total,
+                    workers = roster.total,
                     max_workers = self.config.max_workers,
                     "no call finished while this one waited at the cap: starting a worker \
                      beyond it"
                 );
-                drop(pool);
+                drop(roster);
                 self.spawn(task);
                 return;
             }
@@ -344,13 +293,13 @@ impl Shared {
                 .config
                 .overflow_after
                 .saturating_sub(now.duration_since(since));
-            pool.waiting += 1;
-            pool = self
+            roster.waiting += 1;
+            roster = self
                 .available
-                .wait_timeout(pool, left)
+                .wait_timeout(roster, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
-            pool.waiting -= 1;
+            roster.waiting -= 1;
         }
     }
 
@@ -362,16 +311,18 @@ impl Shared {
         // the task is failed with the real reason.
         let slot = Arc::new(Mutex::new(Some(task)));
         let for_worker = Arc::clone(&slot);
-        let shared = Arc::clone(self);
+        let scheduler = Arc::clone(self);
         let on_failure = Arc::clone(self);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let worker_main = self.worker_main;
         self.origin.spawn(Request {
             name: "nsguard-worker",
             start: Box::new(move || {
                 let first = lock(&for_worker).take();
                 if let Some(first) = first {
-                    let handle = Arc::new(WorkerHandle::for_current_thread(id));
-                    worker::main(shared, handle, first);
+                    mark_as_worker_of(&scheduler);
+                    let mailbox = Arc::new(Mailbox::for_current_thread(id));
+                    worker_main(scheduler, mailbox, first);
                 }
             }),
             failed: Box::new(move |err| {
@@ -386,8 +337,8 @@ impl Shared {
 
     /// Whether a worker at `w` may serve a call that wants `desired`: for
     /// every one-way kind it is already there or still home.
-    fn can_serve(&self, w: &Profile, desired: &Profile) -> bool {
-        let home = &self.home_profile;
+    fn can_serve(&self, w: &Location, desired: &Location) -> bool {
+        let home = &self.home_location;
         self.one_way
             .iter()
             .all(|k| w.get(k) == desired.get(k) || w.get(k) == home.get(k))
@@ -395,10 +346,10 @@ impl Shared {
 
     /// Whether the program still holds a handle to every namespace a
     /// worker at `w` is in away from home.
-    fn is_pinned(&self, w: &Profile) -> bool {
+    fn is_pinned(&self, w: &Location) -> bool {
         tracked()
-            .filter(|k| w.get(*k) != self.home_profile.get(*k))
-            .all(|k| crate::live::is_held(w.get(k)))
+            .filter(|k| w.get(*k) != self.home_location.get(*k))
+            .all(|k| is_held(w.get(k)))
     }
 
     /// A worker is done with its task: it takes a queued task it can serve,
@@ -406,57 +357,57 @@ impl Shared {
     /// goes home if the program let go of where it is, or becomes idle.
     pub(crate) fn make_idle(
         self: &Arc<Self>,
-        worker: &Arc<WorkerHandle>,
-        profile: Profile,
+        worker: &Arc<Mailbox>,
+        location: Location,
         after_call: bool,
     ) -> AfterCall {
-        let mut pool = lock(&self.pool);
+        let mut roster = lock(&self.roster);
         if after_call {
-            pool.completed += 1;
+            roster.completed += 1;
         }
-        if pool.shutdown {
-            pool.total -= 1;
-            remove_located(&mut pool, worker.id);
+        if roster.shutdown {
+            roster.total -= 1;
+            remove_located(&mut roster, worker.id);
             self.moved.notify_all();
             self.available.notify_all();
             return AfterCall::Exit;
         }
-        if let Some(i) = pool
+        if let Some(i) = roster
             .pending
             .iter()
-            .position(|task| self.can_serve(&profile, &task.desired))
+            .position(|task| self.can_serve(&location, &task.desired))
         {
-            if let Some(task) = pool.pending.remove(i) {
+            if let Some(task) = roster.pending.remove(i) {
                 return AfterCall::Serve(task);
             }
         }
-        if let Some(task) = pool.pending.pop_front() {
-            remove_located(&mut pool, worker.id);
+        if let Some(task) = roster.pending.pop_front() {
+            remove_located(&mut roster, worker.id);
             self.moved.notify_all();
-            drop(pool);
+            drop(roster);
             self.spawn(task); // this worker's place goes to the new one
             return AfterCall::Exit;
         }
-        if profile != self.home_profile && !self.is_pinned(&profile) {
+        if location != self.home_location && !self.is_pinned(&location) {
             Counters::add(&self.counters.evictions, 1);
             return AfterCall::GoHome;
         }
-        pool.idle.push(Idle {
+        roster.idle.push(Idle {
             worker: Arc::clone(worker),
-            profile,
+            location,
         });
-        if pool.waiting > 0 {
+        if roster.waiting > 0 {
             self.available.notify_one();
         }
         AfterCall::Wait
     }
 
     /// Records where worker `id` is now.
-    pub(crate) fn relocate(&self, id: u64, profile: Profile) {
-        let mut pool = lock(&self.pool);
-        match pool.located.iter_mut().find(|(w, _)| *w == id) {
-            Some(entry) => entry.1 = profile,
-            None => pool.located.push((id, profile)),
+    pub(crate) fn relocate(&self, id: u64, location: Location) {
+        let mut roster = lock(&self.roster);
+        match roster.located.iter_mut().find(|(w, _)| *w == id) {
+            Some(entry) => entry.1 = location,
+            None => roster.located.push((id, location)),
         }
         self.moved.notify_all();
     }
@@ -465,28 +416,28 @@ impl Shared {
     /// place goes to a queued task, if any. `id` is `None` for a worker
     /// that never started.
     pub(crate) fn forget_worker(self: &Arc<Self>, id: Option<u64>) {
-        let mut pool = lock(&self.pool);
-        pool.completed += 1;
+        let mut roster = lock(&self.roster);
+        roster.completed += 1;
         if let Some(id) = id {
-            remove_located(&mut pool, id);
+            remove_located(&mut roster, id);
             self.moved.notify_all();
         }
-        if !pool.shutdown {
-            if let Some(task) = pool.pending.pop_front() {
-                drop(pool);
+        if !roster.shutdown {
+            if let Some(task) = roster.pending.pop_front() {
+                drop(roster);
                 self.spawn(task);
                 return;
             }
         }
-        pool.total -= 1;
-        if pool.waiting > 0 {
+        roster.total -= 1;
+        if roster.waiting > 0 {
             self.available.notify_one();
         }
     }
 
     /// Waits for the next message; `None` when the worker idled past the
-    /// timeout and was taken off the pool (it must exit).
-    pub(crate) fn next_msg(&self, worker: &Arc<WorkerHandle>) -> Option<Msg> {
+    /// timeout and was taken off the roster (it must exit).
+    pub(crate) fn next_msg(&self, worker: &Arc<Mailbox>) -> Option<Msg> {
         // `None`: no deadline (an idle timeout too large to add to now).
         let deadline = Instant::now().checked_add(self.config.idle_timeout);
         spin_until(|| worker.is_ready(), self.config.spin);
@@ -508,22 +459,22 @@ impl Shared {
                 }
                 Some(_) => {}
             }
-            let mut pool = lock(&self.pool);
-            if let Some(i) = pool
+            let mut roster = lock(&self.roster);
+            if let Some(i) = roster
                 .idle
                 .iter()
                 .position(|w| Arc::ptr_eq(&w.worker, worker))
             {
-                pool.idle.remove(i);
-                pool.total -= 1;
-                remove_located(&mut pool, worker.id);
+                roster.idle.remove(i);
+                roster.total -= 1;
+                remove_located(&mut roster, worker.id);
                 self.moved.notify_all();
-                if pool.waiting > 0 {
+                if roster.waiting > 0 {
                     self.available.notify_one();
                 }
                 return None;
             }
-            drop(pool);
+            drop(roster);
             // Claimed by a caller just now: its message is on the way.
             while !worker.is_ready() {
                 thread::park();
@@ -532,14 +483,14 @@ impl Shared {
     }
 
     /// Sends idle workers inside the namespace with inode `ino` home.
-    fn evict(&self, ino: u64) {
-        let leaving: Vec<Arc<WorkerHandle>> = {
-            let mut pool = lock(&self.pool);
-            let home = self.home_profile;
-            let (go, stay): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut pool.idle)
+    pub(crate) fn evict(&self, ino: u64) {
+        let leaving: Vec<Arc<Mailbox>> = {
+            let mut roster = lock(&self.roster);
+            let home = self.home_location;
+            let (go, stay): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut roster.idle)
                 .into_iter()
-                .partition(|w| tracked().any(|k| w.profile.get(k) == ino && home.get(k) != ino));
-            pool.idle = stay;
+                .partition(|w| tracked().any(|k| w.location.get(k) == ino && home.get(k) != ino));
+            roster.idle = stay;
             go.into_iter().map(|w| w.worker).collect()
         };
         if !leaving.is_empty() {
@@ -558,27 +509,29 @@ impl Shared {
 
     /// Waits until no worker is in the namespace with inode `ino` (unless
     /// the program holds a handle to it again).
-    fn wait_left(&self, ino: u64, deadline: Instant) -> Result<()> {
-        let home = self.home_profile;
-        let inside = |pool: &Pool| {
-            pool.located
+    pub(crate) fn wait_left(&self, ino: u64, deadline: Instant) -> Result<()> {
+        let home = self.home_location;
+        let inside = |roster: &Roster| {
+            roster
+                .located
                 .iter()
                 .any(|(_, p)| tracked().any(|k| p.get(k) == ino && home.get(k) != ino))
         };
-        let mut pool = lock(&self.pool);
-        while inside(&pool) && !crate::live::is_held(ino) {
+        let mut roster = lock(&self.roster);
+        while inside(&roster) && !is_held(ino) {
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Worker {
+                    cause: WorkerCause::StillInside,
                     reason: format!(
                         "a worker is still inside the namespace with inode {ino} after \
                          the program dropped its last handle"
                     ),
                 });
             }
-            pool = self
+            roster = self
                 .moved
-                .wait_timeout(pool, deadline - now)
+                .wait_timeout(roster, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -594,36 +547,54 @@ impl Shared {
     /// Live workers (busy, idle or starting), idle workers, and workers
     /// started beyond the cap so far.
     pub(crate) fn counts(&self) -> (usize, usize, u64) {
-        let pool = lock(&self.pool);
-        (pool.total, pool.idle.len(), pool.overflowed)
+        let roster = lock(&self.roster);
+        (roster.total, roster.idle.len(), roster.overflowed)
     }
 
     /// Tells idle workers to exit; busy workers exit when their call
     /// returns. Queued tasks fail.
     pub(crate) fn shutdown(&self) {
         let (idle, pending) = {
-            let mut pool = lock(&self.pool);
-            pool.shutdown = true;
-            pool.total -= pool.idle.len();
-            let idle = std::mem::take(&mut pool.idle);
+            let mut roster = lock(&self.roster);
+            roster.shutdown = true;
+            roster.total -= roster.idle.len();
+            let idle = std::mem::take(&mut roster.idle);
             for w in &idle {
-                remove_located(&mut pool, w.worker.id);
+                remove_located(&mut roster, w.worker.id);
             }
             self.available.notify_all();
             self.moved.notify_all();
-            (idle, std::mem::take(&mut pool.pending))
+            (idle, std::mem::take(&mut roster.pending))
         };
         for w in idle {
             w.worker.send(Msg::Exit);
         }
         for task in pending {
-            task.finish(Some(Error::Worker {
-                reason: "the executor was shut down".into(),
-            }));
+            task.finish(Some(shut_down_error()));
         }
     }
 }
 
-fn remove_located(pool: &mut Pool, id: u64) {
-    pool.located.retain(|(w, _)| *w != id);
+fn remove_located(roster: &mut Roster, id: u64) {
+    roster.located.retain(|(w, _)| *w != id);
+}
+
+fn shut_down_error() -> Error {
+    Error::Worker {
+        cause: WorkerCause::ShutDown,
+        reason: "the executor was shut down".into(),
+    }
+}
+
+/// The error for a call made in a forked child on an executor (or a
+/// future) of the parent process.
+pub(crate) fn forked_error() -> Error {
+    Error::Worker {
+        cause: WorkerCause::Forked,
+        reason: "this executor (or call) was made before fork(2), in the parent process, whose \
+                 worker threads the child does not have; build a new Executor in the child (the \
+                 global executor, used by NsSet::run and #[in_namespace], starts afresh by \
+                 itself)"
+            .into(),
+    }
 }

@@ -1,0 +1,57 @@
+//! [`Mailbox`]: how a worker thread is sent its next message ([`Msg`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::{self, Thread};
+
+use crate::executor::task::Task;
+
+/// A message to a worker.
+pub(crate) enum Msg {
+    Task(Task),
+    /// Leave the namespaces you are in for home: the program dropped its
+    /// last handle to one of them.
+    GoHome,
+    /// Exit now; the sender has already accounted for the worker.
+    Exit,
+}
+
+/// The way to reach one worker thread: one message at a time, and a
+/// flag it can spin on before it parks.
+pub(crate) struct Mailbox {
+    pub(crate) id: u64,
+    inbox: Mutex<Option<Msg>>,
+    ready: AtomicBool,
+    thread: Thread,
+}
+
+impl Mailbox {
+    pub(crate) fn for_current_thread(id: u64) -> Mailbox {
+        Mailbox {
+            id,
+            inbox: Mutex::new(None),
+            ready: AtomicBool::new(false),
+            thread: thread::current(),
+        }
+    }
+
+    pub(crate) fn send(&self, msg: Msg) {
+        *lock(&self.inbox) = Some(msg);
+        self.ready.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    pub(crate) fn take(&self) -> Option<Msg> {
+        let msg = lock(&self.inbox).take();
+        self.ready.store(false, Ordering::Release);
+        msg
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,58 @@
+//! Every executor of the process, for eviction: when the program drops its
+//! last handle to a namespace, idle workers inside it go home, and
+//! `netns::delete` waits until no worker is inside.
+//!
+//! The handle registry (`handle::registry`) is told of a last handle
+//! first; it calls [`on_last_handle_dropped`] through the hook that
+//! [`register`] installs, so that the handles know nothing of executors.
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+use crate::executor::scheduler::Scheduler;
+use crate::handle::registry::set_last_handle_hook;
+use crate::process::fork_local;
+
+/// Every executor of the process (and of its ancestors, until pruned).
+static EXECUTORS: Mutex<Vec<Weak<Scheduler>>> = Mutex::new(Vec::new());
+
+fn executors_lock() -> MutexGuard<'static, Vec<Weak<Scheduler>>> {
+    EXECUTORS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts a new executor among the process's.
+pub(crate) fn register(scheduler: &Arc<Scheduler>) {
+    set_last_handle_hook(on_last_handle_dropped);
+    executors_lock().push(Arc::downgrade(scheduler));
+}
+
+/// The live executors of this process (not those inherited through fork).
+fn executors() -> Vec<Arc<Scheduler>> {
+    let generation = fork_local::generation();
+    let mut list = executors_lock();
+    list.retain(|w| w.strong_count() > 0);
+    list.iter()
+        .filter_map(Weak::upgrade)
+        .filter(|s| s.generation == generation)
+        .collect()
+}
+
+/// The program dropped its last handle to the namespace with inode `ino`:
+/// idle workers inside go home (busy ones do when their call ends).
+fn on_last_handle_dropped(ino: u64) {
+    for scheduler in executors() {
+        scheduler.evict(ino);
+    }
+}
+
+/// Waits until no worker of any executor is in the namespace with inode
+/// `ino`, as long as the program holds no handle to it.
+pub(crate) fn wait_until_left(ino: u64, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    for scheduler in executors() {
+        scheduler.evict(ino);
+        scheduler.wait_left(ino, deadline)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Values made once per process, and the fork generation that tells a
+//! forked child that what its parent made is not its own.
+//!
+//! After `fork(2)` the child has one thread, a copy of the thread that
+//! forked: none of the parent's other threads exist in it, and any lock
+//! another thread held at the fork stays held forever. A counter bumped by
+//! a `pthread_atfork` handler in the child ([`generation`]) tells every
+//! structure stamped with the generation it was made in that it belongs to
+//! another process. A [`ForkLocal`] holds one value per generation, made on
+//! first use and never freed, so that `&'static` references to it can be
+//! handed out; the values of earlier generations are left alone.
+
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn in_forked_child() {
+    FORKS.fetch_add(1, Ordering::AcqRel);
+}
+
+/// How many times this process's ancestors forked since nsguard first
+/// published a [`ForkLocal`] value: what was made in another generation
+/// belongs to another process, whose threads this one does not have.
+pub(crate) fn generation() -> u64 {
+    FORKS.load(Ordering::Acquire)
+}
+
+/// Starts counting forks (once per process; later calls do nothing).
+fn count_forks() {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::AcqRel) {
+        // SAFETY: registers a handler that only increments an atomic, which
+        // is async-signal-safe and so allowed in a forked child.
+        unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
+    }
+}
+
+/// A value of one fork generation, as published.
+struct Published<T> {
+    generation: u64,
+    value: T,
+}
+
+/// One value per fork generation of the process, made on first use and
+/// never freed (`&'static`).
+pub(crate) struct ForkLocal<T> {
+    current: AtomicPtr<Published<T>>,
+}
+
+impl<T> ForkLocal<T> {
+    /// Nothing made yet.
+    pub(crate) const fn new() -> ForkLocal<T> {
+        ForkLocal {
+            current: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The value of this generation, made by `make` if there is none yet.
+    /// Threads that race to make it each call `make`; one value is
+    /// published and the others are dropped. Nothing is kept on error: a
+    /// later call makes it again.
+    ///
+    /// # Errors
+    ///
+    /// The error of `make`.
+    pub(crate) fn get_or_try_make<E>(
+        &'static self,
+        mut make: impl FnMut() -> Result<T, E>,
+    ) -> Result<&'static T, E> {
+        count_forks();
+        loop {
+            let current = self.current.load(Ordering::Acquire);
+            let generation = generation();
+            // SAFETY: non-null pointers in `current` come from
+            // `Box::into_raw` below and are never freed once published.
+            if let Some(published) = unsafe { current.as_ref() } {
+                if published.generation == generation {
+                    return Ok(&published.value);
+                }
+            }
+            let fresh = Box::into_raw(Box::new(Published {
+                generation,
+                value: make()?,
+            }));
+            match self
+                .current
+                .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // The value of an earlier generation (if any) is left as it
+                // is: it belongs to the parent process, and dropping it
+                // could touch locks held at the fork.
+                // SAFETY: just published, never freed (see above).
+                Ok(_) => return Ok(unsafe { &(*fresh).value }),
+                // Another thread published one first; this one was never
+                // shared.
+                // SAFETY: `fresh` came from `Box::into_raw` above and no
+                // reference to it was handed out.
+                Err(_) => drop(unsafe { Box::from_raw(fresh) }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn one_value_per_generation_made_once() {
+        static VALUE: ForkLocal<usize> = ForkLocal::new();
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let make = || -> Result<usize, ()> { Ok(MADE.fetch_add(1, Ordering::SeqCst) + 7) };
+        let first = VALUE.get_or_try_make(make).unwrap();
+        let again = VALUE.get_or_try_make(make).unwrap();
+        assert!(std::ptr::eq(first, again));
+        assert_eq!((*first, MADE.load(Ordering::SeqCst)), (7, 1));
+    }
+
+    #[test]
+    fn nothing_is_kept_on_error() {
+        static VALUE: ForkLocal<u8> = ForkLocal::new();
+        assert_eq!(VALUE.get_or_try_make(|| Err::<u8, _>("no")), Err("no"));
+        assert_eq!(VALUE.get_or_try_make(|| Ok::<_, &str>(3)), Ok(&3));
+    }
+}

@@ -1,0 +1,32 @@
+//! The kernel boundary: every system call nsguard makes, as small safe
+//! functions over borrowed and owned fds, and what the running kernel
+//! offers ([`probe`]).
+//!
+//! Most of nsguard's `unsafe` code lives here, and the compiler allows it
+//! nowhere else but in the handoff of a borrowing call
+//! (`executor/handoff.rs`) and the values published once per fork
+//! generation (`process/fork_local.rs`). Each `unsafe` block says why it is
+//! sound in a `// SAFETY:` comment. Nothing here knows of handles, threads'
+//! bookkeeping or the executor: callers pass fds and get [`Errno`]s.
+//!
+//! [`Errno`]: crate::Errno
+
+mod close_fds;
+mod fd;
+mod fork;
+mod ns_link;
+mod nsfs;
+mod pre_exec;
+pub(crate) mod probe;
+mod thread;
+
+pub(crate) use fd::{
+    describe_mode, is_nsfs, open, open_at, open_dir, pread_into, socket, stat, stat_at,
+};
+pub(crate) use fork::{ChildCreds, ChildFailure, ChildPlan, ChildStep, ForkedHelper};
+pub(crate) use ns_link::{link_ino, open_link_at};
+pub(crate) use nsfs::{
+    make_mounts_private, ns_get_nstype, ns_get_parent, ns_get_userns, setns, unshare_fs,
+};
+pub(crate) use pre_exec::ExecHook;
+pub(crate) use thread::{kcmp_fs, securebits};

@@ -1,0 +1,75 @@
+//! [`Location`]: where a thread is, the inode of its namespace of every
+//! kind a thread can change.
+
+use crate::error::Result;
+use crate::id::NsId;
+use crate::kind::{NsKind, NsKinds, SETNS_ORDER};
+use crate::sys::probe;
+use crate::thread::ns_links;
+
+/// The kinds a worker keeps track of, in setns order: every kind a thread
+/// can change for itself that the running kernel has. A thread of a
+/// multithreaded process can never change its user namespace, so that one
+/// is left out; a kernel without time namespaces has no
+/// `time_for_children` to read.
+pub(crate) fn tracked() -> impl Iterator<Item = NsKind> {
+    SETNS_ORDER
+        .into_iter()
+        .filter(|k| *k != NsKind::User && probe::has(*k))
+}
+
+/// [`tracked`], as a set.
+fn tracked_kinds() -> NsKinds {
+    tracked().collect()
+}
+
+/// Where a thread is: the inode number of its namespace of every
+/// [`tracked`] kind (0 for the user namespace, which is not tracked).
+///
+/// The inode number alone is exact: every namespace a location names is
+/// alive (a thread is in it, or a handle holds it), and no two live
+/// namespaces share an inode of the one nsfs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Location {
+    inos: [u64; NsKind::COUNT],
+}
+
+impl Location {
+    /// Reads the calling thread's location from `/proc/thread-self/ns`.
+    pub(crate) fn of_current_thread() -> Result<Location> {
+        let mut inos = [0; NsKind::COUNT];
+        ns_links::each_current_ino(tracked_kinds(), |kind, ino| {
+            inos[kind.index()] = ino;
+            true
+        })?;
+        Ok(Location { inos })
+    }
+
+    /// Whether the calling thread is still exactly here, for every tracked
+    /// kind. Reads the links' text (`readlinkat`), which unlike following
+    /// them (`fstatat`) does not make the kernel build a file for the
+    /// namespace, through fds of the links kept open per thread
+    /// ([`ns_links::each_current_ino`]).
+    pub(crate) fn matches_current_thread(&self) -> Result<bool> {
+        ns_links::each_current_ino(tracked_kinds(), |kind, ino| ino == self.get(kind))
+    }
+
+    /// The inode number of the namespace of `kind`.
+    pub(crate) fn get(&self, kind: NsKind) -> u64 {
+        self.inos[kind.index()]
+    }
+
+    /// Records that the thread is in `id`.
+    pub(crate) fn set(&mut self, id: NsId) {
+        self.inos[id.kind().index()] = id.ino();
+    }
+
+    /// This location with the namespaces `ids` in place of its own (a user
+    /// namespace is not tracked: it can only be the workers' own).
+    pub(crate) fn overlaid(mut self, ids: impl IntoIterator<Item = NsId>) -> Location {
+        for id in ids.into_iter().filter(|id| id.kind() != NsKind::User) {
+            self.set(id);
+        }
+        self
+    }
+}
