@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use crate::errno::Errno;
-use crate::error::{Error, Result};
+use crate::error::{fix, Error, Result};
 use crate::handle::namespace::Namespace;
 use crate::handle::proc_dir::ProcDir;
 use crate::handle::set::NsSet;
@@ -162,7 +162,11 @@ impl Unshare {
             }
             step => self.failed(step.describe(), failure.errno),
         })?;
-        let pid = child.pid();
+        // The pid fork(2) returned is numbered in this process's pid
+        // namespace, /proc's may be another: the child said which it is.
+        let pid = child.proc_pid().ok_or_else(|| Error::ForeignProc {
+            path: "/proc/self".into(),
+        })?;
         if self.kinds.contains(NsKind::User) {
             self.write_maps(pid)?;
         }
@@ -241,10 +245,9 @@ fn create_on_this_thread(kinds: NsKinds, base: &NsSet) -> Result<Vec<Namespace>>
 
 fn create_error(kinds: NsKinds, step: &'static str, errno: Errno) -> Error {
     if matches!(errno, Errno::EPERM | Errno::EACCES) {
-        let kind = kinds.iter().next().unwrap_or(NsKind::Net);
         return Error::PermissionDenied {
             op: "creating",
-            kind,
+            kind: kinds.iter().next(),
             path: None,
             needs: if kinds.contains(NsKind::User) {
                 "no capability for the user namespace itself, but CAP_SYS_ADMIN for the others \
@@ -254,6 +257,7 @@ fn create_error(kinds: NsKinds, step: &'static str, errno: Errno) -> Error {
                 "CAP_SYS_ADMIN"
             },
             errno,
+            fix: fix::CREATE,
         };
     }
     Error::Create { kinds, step, errno }
@@ -273,11 +277,12 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
         match errno {
             Errno::EPERM | Errno::EACCES => Error::PermissionDenied {
                 op: "writing",
-                kind: NsKind::User,
+                kind: Some(NsKind::User),
                 path: Some(path.to_path_buf()),
                 needs: "CAP_SETUID/CAP_SETGID in the parent user namespace for ids other than \
                         the caller's own",
                 errno,
+                fix: fix::MAPS,
             },
             _ => Error::Io {
                 op: "writing",

@@ -99,6 +99,23 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The `/proc` mounted does not show the calling process: it belongs to
+    /// a pid namespace that the process is neither in nor above (for
+    /// instance after entering only the mount namespace of a container,
+    /// whose `/proc` is the container's). Numbered `/proc` paths would name
+    /// other processes there, so nothing was read.
+    #[error(
+        "{} does not exist: the /proc mounted here belongs to another pid namespace, which \
+         does not show this process; mount a /proc of this process's pid namespace \
+         (`unshare --mount-proc`, or `mount -t proc proc /proc` in a mount namespace of its own)",
+        path.display()
+    )]
+    #[non_exhaustive]
+    ForeignProc {
+        /// The path that did not resolve, e.g. `/proc/self`.
+        path: PathBuf,
+    },
+
     /// A pid that can never name a process: zero, or over `i32::MAX` (the
     /// kernel's pids are positive `i32`s).
     #[error("invalid pid {pid}: a process id is between 1 and 2147483647")]
@@ -111,22 +128,60 @@ pub enum Error {
     /// The caller lacks the permission or capability the operation needs
     /// (`EPERM`, `EACCES`).
     #[error(
-        "permission denied: {op} {target} needs {needs} ({errno}); run as root, \
-         or inside a user namespace that owns the namespaces (e.g. `unshare -Ur`)",
-        target = kind_and_path(*kind, path.as_deref())
+        "permission denied: {op}{target} needs {needs} ({errno}); {fix}",
+        target = io_subject(*kind, path.as_deref())
     )]
     #[non_exhaustive]
     PermissionDenied {
         /// What was attempted: `"opening"`, `"entering"`.
         op: &'static str,
-        /// The kind involved.
-        kind: NsKind,
+        /// The kind of the namespace involved, if a namespace was (not for
+        /// the directory of a bind mount).
+        kind: Option<NsKind>,
         /// The path involved, if any.
         path: Option<PathBuf>,
         /// The capability or access right that is missing, e.g.
         /// `CAP_SYS_ADMIN`, or `CAP_SYS_ADMIN and CAP_SYS_CHROOT` for mnt.
         needs: &'static str,
         /// The errno the kernel returned.
+        errno: Errno,
+        /// What to do about it, from where the caller stands.
+        fix: &'static str,
+    },
+
+    /// The path is a namespace, but not a bind mount of one: there is
+    /// nothing to unpersist; nothing was done.
+    #[error(
+        "{} is a {kind} namespace but not a bind mount of one (it is the kernel's own \
+         link under /proc, or reached through another mount), so there is nothing to \
+         unpersist; nothing was done; pass the path that persist or `ip netns add` made",
+        path.display()
+    )]
+    #[non_exhaustive]
+    NotPersisted {
+        /// The kind asked for.
+        kind: NsKind,
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// A directory to read namespaces from ([`NsSet::from_dir`]) is missing
+    /// or is not a directory.
+    ///
+    /// [`NsSet::from_dir`]: crate::NsSet::from_dir
+    #[error(
+        "{} is not a directory of namespace files ({found}); expected a directory such as \
+         /proc/<pid>/ns, or a runtime's directory of bind mounts named net, uts, ipc…",
+        path.display()
+    )]
+    #[non_exhaustive]
+    NotANamespaceDir {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead, e.g. `"it does not exist"`, `"a regular
+        /// file"`.
+        found: &'static str,
+        /// The errno of opening it: `ENOENT` or `ENOTDIR`.
         errno: Errno,
     },
 
@@ -398,7 +453,7 @@ pub enum Error {
     },
 
     /// Another system call failed.
-    #[error("{op} {} failed: {errno}", io_subject(*kind, path.as_deref()))]
+    #[error("{op}{} failed: {errno}", io_subject(*kind, path.as_deref()))]
     #[non_exhaustive]
     Io {
         /// What was attempted, e.g. `"opening"`, `"inspecting"`.
@@ -465,6 +520,7 @@ impl Error {
             | Error::Thread { errno, .. }
             | Error::Socket { errno, .. }
             | Error::NotFound { errno, .. }
+            | Error::NotANamespaceDir { errno, .. }
             | Error::Io { errno, .. } => Some(*errno),
             Error::NoSuchProcess { .. } => Some(Errno::ENOENT),
             Error::Spawn { source, .. } => source.downcast_ref().and_then(Errno::of_io),
@@ -482,12 +538,12 @@ impl Error {
         match self {
             Error::NotFound { kind, .. }
             | Error::NoSuchProcess { kind, .. }
-            | Error::PermissionDenied { kind, .. }
             | Error::NotANamespace { kind, .. }
             | Error::UnsupportedOnThread { kind, .. }
             | Error::KindUnsupported { kind, .. }
-            | Error::CannotCreate { kind, .. } => Some(*kind),
-            Error::Io { kind, .. } => *kind,
+            | Error::CannotCreate { kind, .. }
+            | Error::NotPersisted { kind, .. } => Some(*kind),
+            Error::Io { kind, .. } | Error::PermissionDenied { kind, .. } => *kind,
             Error::WrongKind { expected, .. } => Some(*expected),
             Error::Enter { ns, .. } | Error::Restore { ns, .. } => Some(ns.kind()),
             Error::NoWayBack { here, .. } => Some(here.kind()),
@@ -502,6 +558,9 @@ impl Error {
             | Error::NoSuchProcess { path, .. }
             | Error::NotANamespace { path, .. }
             | Error::AlreadyExists { path }
+            | Error::ForeignProc { path }
+            | Error::NotPersisted { path, .. }
+            | Error::NotANamespaceDir { path, .. }
             | Error::WrongKind { path, .. } => Some(path),
             Error::PermissionDenied { path, .. }
             | Error::Enter { path, .. }
@@ -513,10 +572,17 @@ impl Error {
     /// The [`io::ErrorKind`] this error converts to.
     pub fn io_kind(&self) -> io::ErrorKind {
         match self {
-            Error::NotFound { .. } | Error::NoSuchProcess { .. } => io::ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::NoSuchProcess { .. } | Error::ForeignProc { .. } => {
+                io::ErrorKind::NotFound
+            }
             Error::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
             Error::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
+            Error::NotANamespaceDir { errno, .. } if *errno == Errno::ENOENT => {
+                io::ErrorKind::NotFound
+            }
             Error::NotANamespace { .. }
+            | Error::NotANamespaceDir { .. }
+            | Error::NotPersisted { .. }
             | Error::WrongKind { .. }
             | Error::InvalidName { .. }
             | Error::UnknownKind { .. }
@@ -545,10 +611,11 @@ impl Error {
         if matches!(errno, Errno::EPERM | Errno::EACCES) {
             return Error::PermissionDenied {
                 op: "entering",
-                kind: ns.kind(),
+                kind: Some(ns.kind()),
                 path: path.map(Path::to_path_buf),
                 needs: ns.kind().setns_capability(),
                 errno,
+                fix: fix::ENTER,
             };
         }
         Error::Enter {
@@ -557,6 +624,31 @@ impl Error {
             errno,
         }
     }
+}
+
+/// What to do about a missing privilege, by situation: the `fix` of
+/// [`Error::PermissionDenied`].
+pub(crate) mod fix {
+    /// Entering or inspecting a namespace.
+    pub(crate) const ENTER: &str = "run as root; inside a user namespace (`unshare -U`, a \
+        rootless container) only the namespaces that user namespace owns can be entered";
+    /// Opening another process's namespace files.
+    pub(crate) const PTRACE: &str = "run as root, or as the user the process runs as";
+    /// Opening a file by its path.
+    pub(crate) const FILE: &str = "make the file readable to this process, or run as root";
+    /// Creating namespaces.
+    pub(crate) const CREATE: &str = "run as root, or create a user namespace with them \
+        (`NsKind::User | ...`), which needs no privilege and grants it over the others";
+    /// Writing the id maps of a new user namespace.
+    pub(crate) const MAPS: &str = "map only the caller's own uid and gid (the default), or run \
+        as root";
+    /// A bind mount, or a file beside one, in the initial user namespace.
+    pub(crate) const MOUNT: &str = "run as root";
+    /// The same from inside a user namespace: what is missing is a mount
+    /// namespace that user namespace owns.
+    pub(crate) const MOUNT_IN_USER_NS: &str = "this process is inside a user namespace, which \
+        does not own its mount namespace: give it a mount namespace of its own (`unshare \
+        -Urm`), or run as root in the initial user namespace";
 }
 
 impl From<ParseKindError> for Error {
@@ -580,11 +672,13 @@ fn kind_and_path(kind: NsKind, path: Option<&Path>) -> String {
     }
 }
 
+/// What an operation was done on, with a leading space; empty if nothing
+/// is known.
 fn io_subject(kind: Option<NsKind>, path: Option<&Path>) -> String {
     match (kind, path) {
-        (Some(kind), path) => kind_and_path(kind, path),
-        (None, Some(path)) => path.display().to_string(),
-        (None, None) => "a system call".into(),
+        (Some(kind), path) => format!(" {}", kind_and_path(kind, path)),
+        (None, Some(path)) => format!(" {}", path.display()),
+        (None, None) => String::new(),
     }
 }
 

@@ -35,9 +35,10 @@ mod id;
 #[cfg(target_os = "linux")]
 mod kind;
 
-// 2. The kernel boundary: every system call, and what the kernel offers.
+// 2. The kernel boundary: every system call, what the kernel offers, and
+//    the fork generation.
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // system calls and ioctls that no safe wrapper offers; see its docs
+#[allow(unsafe_code)] // system calls, ioctls and fork-local publication; see its docs
 mod sys;
 
 // 3. Per-thread state, and handles to namespaces.
@@ -46,10 +47,9 @@ mod handle;
 #[cfg(target_os = "linux")]
 mod thread;
 
-// 4. The process: its fork generation, its origin thread and home
-//    namespaces, helper threads, containment of user code.
+// 4. The process: its origin thread and home namespaces, helper threads,
+//    containment of user code.
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // values published once per fork generation: process/fork_local.rs
 mod process;
 
 // 5. Switching: the guard on the calling thread, the executor's workers.

@@ -31,9 +31,10 @@ use std::path::{Path, PathBuf};
 use nix::mount::{umount2, MntFlags, MsFlags};
 
 use crate::errno::Errno;
-use crate::error::{Error, Result};
+use crate::error::{fix, Error, Result};
 use crate::executor::wait_until_left;
 use crate::handle::namespace::{validate_name, Namespace, NETNS_DIRS};
+use crate::handle::reentry::in_initial_user_ns;
 use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
 
@@ -45,20 +46,26 @@ fn path_of(name: &str) -> Result<PathBuf> {
     Ok(Path::new(RUN_DIR).join(name))
 }
 
-/// The error of a failed step on `path`, where a namespace of `kind` is
-/// (to be) kept.
-fn io_error(op: &'static str, kind: NsKind, path: &Path, errno: Errno) -> Error {
+/// The error of a failed step on `path`: the file a namespace of `kind` is
+/// (to be) kept at, or, with no kind, a directory (`/run/netns`), which is
+/// no namespace itself.
+fn io_error(op: &'static str, kind: Option<NsKind>, path: &Path, errno: Errno) -> Error {
     match errno {
         Errno::EPERM | Errno::EACCES => Error::PermissionDenied {
             op,
             kind,
             path: Some(path.to_path_buf()),
-            needs: "CAP_SYS_ADMIN, and write access to the directory",
+            needs: "CAP_SYS_ADMIN over the mount namespace, and write access to the directory",
             errno,
+            fix: if in_initial_user_ns() {
+                fix::MOUNT
+            } else {
+                fix::MOUNT_IN_USER_NS
+            },
         },
         errno => Error::Io {
             op,
-            kind: Some(kind),
+            kind,
             path: Some(path.to_path_buf()),
             errno,
         },
@@ -218,14 +225,7 @@ pub fn list() -> Result<Vec<String>> {
     let dir = match std::fs::read_dir(RUN_DIR) {
         Ok(dir) => dir,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(io_error(
-                "listing",
-                NsKind::Net,
-                Path::new(RUN_DIR),
-                fs_errno(&e),
-            ))
-        }
+        Err(e) => return Err(io_error("listing", None, Path::new(RUN_DIR), fs_errno(&e))),
     };
     let mut names: Vec<String> = dir
         .flatten()
@@ -239,18 +239,17 @@ pub fn list() -> Result<Vec<String>> {
 /// first if it is not a mount point), as iproute2 does.
 fn prepare_run_dir() -> Result<()> {
     let dir = Path::new(RUN_DIR);
-    let net = NsKind::Net;
-    std::fs::create_dir_all(dir).map_err(|e| io_error("creating", net, dir, fs_errno(&e)))?;
+    std::fs::create_dir_all(dir).map_err(|e| io_error("creating", None, dir, fs_errno(&e)))?;
     let make_shared = || mount(None, dir, MsFlags::MS_SHARED | MsFlags::MS_REC);
     match make_shared() {
         Ok(()) => Ok(()),
         // Not a mount point yet.
         Err(Errno::EINVAL) => {
             mount(Some(dir), dir, MsFlags::MS_BIND | MsFlags::MS_REC)
-                .map_err(|e| io_error("bind-mounting", net, dir, e))?;
-            make_shared().map_err(|e| io_error("making shared", net, dir, e))
+                .map_err(|e| io_error("bind-mounting", None, dir, e))?;
+            make_shared().map_err(|e| io_error("making shared", None, dir, e))
         }
-        Err(e) => Err(io_error("making shared", net, dir, e)),
+        Err(e) => Err(io_error("making shared", None, dir, e)),
     }
 }
 
@@ -264,7 +263,7 @@ fn create_exclusive(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
             path: path.to_path_buf(),
         }),
-        Err(e) => Err(io_error("creating", NsKind::Net, path, fs_errno(&e))),
+        Err(e) => Err(io_error("creating", Some(NsKind::Net), path, fs_errno(&e))),
     }
 }
 
@@ -280,7 +279,7 @@ pub(crate) fn bind(ns: &Namespace, path: &Path) -> Result<()> {
             path: Some(path.to_path_buf()),
             errno,
         },
-        errno => io_error("bind-mounting", ns.kind(), path, errno),
+        errno => io_error("bind-mounting", Some(ns.kind()), path, errno),
     })
 }
 
@@ -325,7 +324,7 @@ impl Namespace {
         {
             Ok(_) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(io_error("creating", self.kind(), path, fs_errno(&e))),
+            Err(e) => return Err(io_error("creating", Some(self.kind()), path, fs_errno(&e))),
         };
         bind(self, path).inspect_err(|_| {
             if created {
@@ -353,20 +352,38 @@ impl Namespace {
     /// unmounting or removing fails otherwise.
     pub fn unpersist(path: impl AsRef<Path>, kind: NsKind) -> Result<()> {
         let path = path.as_ref();
-        match Namespace::open(path, kind) {
-            Ok(_) => {}
-            Err(Error::NotANamespace { .. }) if is_empty_file(path) => {}
+        let mounted = match Namespace::open(path, kind) {
+            Ok(_) => true,
+            Err(Error::NotANamespace { .. }) if is_empty_file(path) => false,
             Err(err) => return Err(err),
-        }
-        unmount_and_remove(path, kind)
+        };
+        unmount(path, kind, mounted)?;
+        remove(path, kind)
     }
 }
 
 /// Unmounts what is kept at `path` and removes the file, without checking
 /// what it is: for paths nsguard itself has just made.
 fn unmount_and_remove(path: &Path, kind: NsKind) -> Result<()> {
+    unmount(path, kind, false)?;
+    remove(path, kind)
+}
+
+/// Unmounts what is kept at `path`. `mounted`: `path` is a namespace, so it
+/// must be a mount point for there to be anything to unmount; else a path
+/// that is no mount point (any more) is fine.
+fn unmount(path: &Path, kind: NsKind, mounted: bool) -> Result<()> {
     match umount2(path, MntFlags::MNT_DETACH).map_err(Errno::from_nix) {
-        Ok(()) | Err(Errno::EINVAL) => {} // EINVAL: not a mount point (any more)
+        Ok(()) => {}
+        // A namespace that is not a mount point: the kernel's own link
+        // under /proc, or a namespace reached through another mount.
+        Err(Errno::EINVAL) if mounted => {
+            return Err(Error::NotPersisted {
+                kind,
+                path: path.to_path_buf(),
+            })
+        }
+        Err(Errno::EINVAL) => {} // not a mount point (any more)
         Err(errno @ (Errno::ENOENT | Errno::ENOTDIR)) => {
             return Err(Error::NotFound {
                 kind,
@@ -374,15 +391,20 @@ fn unmount_and_remove(path: &Path, kind: NsKind) -> Result<()> {
                 errno,
             })
         }
-        Err(e) => return Err(io_error("unmounting", kind, path, e)),
+        Err(e) => return Err(io_error("unmounting", Some(kind), path, e)),
     }
+    Ok(())
+}
+
+/// Removes the file a namespace was kept at.
+fn remove(path: &Path, kind: NsKind) -> Result<()> {
     std::fs::remove_file(path).map_err(|e| match fs_errno(&e) {
         errno @ (Errno::ENOENT | Errno::ENOTDIR) => Error::NotFound {
             kind,
             path: path.to_path_buf(),
             errno,
         },
-        errno => io_error("removing", kind, path, errno),
+        errno => io_error("removing", Some(kind), path, errno),
     })
 }
 

@@ -56,6 +56,12 @@ pub trait CommandExt: sealed::Sealed {
     ///   not enter a namespace (naming which one);
     /// - [`Error::Spawn`] if the process could not be started (the program
     ///   does not exist…);
+    /// - [`Error::Io`] naming the working directory if
+    ///   [`Command::current_dir`] does not exist inside the set's mount
+    ///   namespace;
+    /// - [`Error::InvalidConfig`] if std's `uid` or `gid` is set on the
+    ///   command and the set needs a user or time namespace switched (use
+    ///   [`spawn_in_as`](Self::spawn_in_as));
     /// - [`Error::Poisoned`] if the calling thread is poisoned.
     fn spawn_in(&mut self, set: &NsSet) -> Result<Child>;
 
@@ -78,16 +84,19 @@ pub trait CommandExt: sealed::Sealed {
     /// of the set's user namespace can be used, and the caller's privilege
     /// is still there to enter the namespaces.
     ///
-    /// Use this instead of [`std::os::unix::process::CommandExt::uid`] and
-    /// `gid`: std applies those in the child before any hook runs, so the
-    /// child would no longer have the privilege to enter the namespaces.
-    /// [`spawn_in`](Self::spawn_in) refuses a command that has them set.
+    /// std's [`uid`](std::os::unix::process::CommandExt::uid) and `gid`
+    /// work with [`spawn_in`](Self::spawn_in) too, for sets that a thread
+    /// can enter (all kinds but user and time): the process is then forked
+    /// from a thread inside the namespaces, and std applies the ids there.
+    /// Only this method can set ids for a process that enters a user or
+    /// time namespace: std applies its ids before any hook runs, which
+    /// would take the privilege to enter them.
     ///
     /// # Errors
     ///
-    /// Those of [`spawn_in`](Self::spawn_in); [`Error::Create`] with step
-    /// "setting the credentials" if the kernel refuses the ids (for
-    /// instance ids not mapped in the set's user namespace).
+    /// Those of [`spawn_in`](Self::spawn_in); [`Error::Io`] naming
+    /// `setresuid` if the kernel refuses the ids (for instance ids not
+    /// mapped in the set's user namespace).
     ///
     /// # Examples
     ///
@@ -163,28 +172,100 @@ impl CommandExt for Command {
     }
 }
 
-/// std's `Command::uid`/`gid` have no getters; its alternate `Debug` shows
-/// them when set. They are applied before the hook that enters the
-/// namespaces, which would then fail for lack of privilege ("run as root"
-/// as root): refuse them with the way that works.
-fn refuse_ids_set_on_the_command(cmd: &Command) -> Result<()> {
+/// Which of std's `Command::uid` and `Command::gid` is set on `cmd`, if
+/// either. std has no getters for them; its alternate `Debug` shows each
+/// as a field of the command, on a line of its own indented once (an
+/// argument or an environment value is quoted and indented deeper, and
+/// cannot span lines: `Debug` escapes newlines), so only such a line counts.
+fn ids_set_on(cmd: &Command) -> Option<&'static str> {
     let shown = format!("{cmd:#?}");
-    for (field, setting) in [
-        ("uid: Some(", "Command::uid"),
-        ("gid: Some(", "Command::gid"),
-    ] {
-        if shown.contains(field) {
-            return Err(Error::InvalidConfig {
-                setting,
-                reason: "std applies it in the child before nsguard enters the namespaces, so \
-                         the child would lose the privilege to enter them; leave it unset and \
-                         use CommandExt::spawn_in_as with nsguard::Credentials, which sets the \
-                         ids inside"
-                    .into(),
-            });
-        }
+    let field = |name: &str| {
+        shown.lines().any(|line| {
+            line.strip_prefix("    ").is_some_and(|rest| {
+                rest.starts_with(name) && rest[name.len()..].starts_with(": Some(")
+            })
+        })
+    };
+    if field("uid") {
+        Some("Command::uid")
+    } else if field("gid") {
+        Some("Command::gid")
+    } else {
+        None
     }
-    Ok(())
+}
+
+/// Spawns `cmd` with ids set on it (`Command::uid`/`gid`): std applies them
+/// in the child before any hook could enter the namespaces, so the child
+/// is forked from a short-lived thread that has entered `set` and made the
+/// namespaces of `new` already, and std applies the ids inside. Only kinds
+/// a thread can enter can be reached this way.
+fn spawn_from_a_thread_inside(
+    cmd: &mut Command,
+    setting: &'static str,
+    set: &NsSet,
+    new: NsKinds,
+    creds: Option<&Credentials>,
+) -> Result<Child> {
+    let refuse = |reason: String| Error::InvalidConfig { setting, reason };
+    if creds.is_some() {
+        return Err(refuse(
+            "spawn_in_as sets the ids itself, inside the namespaces; set them either there \
+             or on the Command, not both"
+                .into(),
+        ));
+    }
+    let unreachable = set
+        .kinds()
+        .union(new)
+        .intersection(NsKind::User | NsKind::Time);
+    if let Some(kind) = unreachable.iter().next() {
+        return Err(refuse(format!(
+            "std applies it in the child before any hook runs, and the child must enter (or \
+             make) a {kind} namespace, which no thread can do for it: only a hook could, and \
+             the ids would have taken the privilege to. Leave it unset and use \
+             CommandExt::spawn_in_as with nsguard::Credentials, which sets the ids inside"
+        )));
+    }
+    let spawned = on_new_thread(
+        "spawn a process from inside the namespaces",
+        || -> Result<std::io::Result<Child>> {
+            for ns in set.entry_order(NsKinds::EMPTY) {
+                if ns.kind() == NsKind::Mnt {
+                    sys::unshare_fs().map_err(|errno| Error::Io {
+                        op: "unshare(CLONE_FS) before entering",
+                        kind: Some(NsKind::Mnt),
+                        path: ns.path().map(Into::into),
+                        errno,
+                    })?;
+                }
+                sys::setns(ns, ns.kind())
+                    .map_err(|errno| Error::enter(ns.id(), ns.path(), errno))?;
+            }
+            if !new.is_empty() {
+                let flags = new.iter().fold(0, |f, k| f | k.clone_flag());
+                nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(flags)).map_err(
+                    |errno| Error::Create {
+                        kinds: new,
+                        step: "unshare",
+                        errno: Errno::from_nix(errno),
+                    },
+                )?;
+                if new.contains(NsKind::Mnt) {
+                    sys::make_mounts_private().map_err(|errno| Error::Create {
+                        kinds: new,
+                        step: "making the new mount namespace private",
+                        errno,
+                    })?;
+                }
+            }
+            Ok(cmd.spawn())
+        },
+    )??;
+    spawned.map_err(|io| Error::Spawn {
+        program: cmd.get_program().to_string_lossy().into_owned(),
+        source: std::sync::Arc::new(Box::new(io)),
+    })
 }
 
 fn spawn_inside(
@@ -208,8 +289,8 @@ fn spawn_inside(
     let to_enter = set.to_enter()?;
     let set = &to_enter;
     let switching = !set.is_empty() || !new.is_empty();
-    if switching {
-        refuse_ids_set_on_the_command(cmd)?;
+    if let Some(setting) = ids_set_on(cmd).filter(|_| switching) {
+        return spawn_from_a_thread_inside(cmd, setting, set, new, creds);
     }
     // pid is entered by the forking thread instead.
     let entered = set.entry_order(NsKind::Pid.into());
@@ -289,7 +370,14 @@ fn spawn_inside(
     drop(report_w);
     match spawned? {
         Ok(child) => Ok(child),
-        Err(io) => Err(child_failure(&report_r, &entered, cmd, new, io)),
+        Err(io) => Err(child_failure(
+            &report_r,
+            &entered,
+            cmd,
+            cwd.as_deref(),
+            new,
+            io,
+        )),
     }
 }
 
@@ -298,6 +386,7 @@ fn child_failure(
     report: &OwnedFd,
     entered: &[&Namespace],
     cmd: &Command,
+    cwd: Option<&std::path::Path>,
     new: NsKinds,
     io: std::io::Error,
 ) -> Error {
@@ -309,14 +398,66 @@ fn child_failure(
             let ns = entered[i];
             Error::enter(ns.id(), ns.path(), errno)
         }
-        Some(Err(failure)) => Error::Create {
+        Some(Err(ChildFailure {
+            step: step @ (ChildStep::Unshare | ChildStep::PrivateMounts),
+            errno,
+        })) => Error::Create {
             kinds: new,
-            step: failure.step.describe(),
+            step: step.describe(),
+            errno,
+        },
+        Some(Err(ChildFailure {
+            step: ChildStep::Chdir,
+            errno,
+        })) => Error::Io {
+            op: "changing the spawned process's working directory, inside its mount \
+                 namespace, to",
+            kind: None,
+            path: cwd.map(std::path::Path::to_path_buf),
+            errno,
+        },
+        Some(Err(ChildFailure {
+            step: ChildStep::Creds,
+            errno,
+        })) => Error::Io {
+            op: "taking the ids of spawn_in_as in the spawned process (setgroups, setresgid, \
+                 setresuid; are they mapped in its user namespace?)",
+            kind: None,
+            path: None,
+            errno,
+        },
+        Some(Err(failure)) => Error::Io {
+            op: failure.step.describe(),
+            kind: None,
+            path: None,
             errno: failure.errno,
         },
         _ => Error::Spawn {
             program: cmd.get_program().to_string_lossy().into_owned(),
             source: std::sync::Arc::new(Box::new(io)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt as _;
+    use std::process::Command;
+
+    use super::ids_set_on;
+
+    #[test]
+    fn ids_are_told_from_arguments_and_environment_values_that_look_like_them() {
+        let mut cmd = Command::new("echo");
+        cmd.arg("pid: 1, uid: Some(0)")
+            .arg("\n    uid: Some(0)")
+            .env("X", "gid: Some(3)")
+            .env("    gid: Some(", "    uid: Some(");
+        assert_eq!(ids_set_on(&cmd), None);
+        cmd.uid(65534);
+        assert_eq!(ids_set_on(&cmd), Some("Command::uid"));
+        let mut cmd = Command::new("true");
+        cmd.gid(65534);
+        assert_eq!(ids_set_on(&cmd), Some("Command::gid"));
     }
 }

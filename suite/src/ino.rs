@@ -39,14 +39,16 @@ pub fn thread_ino(kind: NsKind) -> u64 {
     link_ino(format!("/proc/thread-self/ns/{}", thread_file(kind)))
 }
 
-/// The namespace of `kind` thread `tid` of this process is in.
+/// The namespace of `kind` thread `tid` of this process is in (`tid` as
+/// the `/proc` mounted numbers it: `gettid()` unless the process is in
+/// another pid namespace than that `/proc`).
 pub fn task_ino(tid: i32, kind: NsKind) -> u64 {
     link_ino(format!("/proc/self/task/{tid}/ns/{}", thread_file(kind)))
 }
 
 /// The namespace of `kind` the main thread of this process is in.
 pub fn main_thread_ino(kind: NsKind) -> u64 {
-    task_ino(std::process::id() as i32, kind)
+    link_ino(format!("/proc/self/ns/{}", thread_file(kind)))
 }
 
 /// The inode of the namespace file at `path` (following links).

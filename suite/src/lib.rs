@@ -56,8 +56,8 @@ pub use kernel::{
     has_time_ns, kinds_this_kernel_has, require_no_time_ns, require_time_ns, skipped,
 };
 pub use names::unique_name;
-pub use ns::{net_set, open, NamedNetns, TempNs};
+pub use ns::{net_set, open, proc_pid, NamedNetns, TempNs};
 pub use panics::{panic_message, PanicOnDrop};
-pub use process::{in_child_process, ChildGuard};
+pub use process::{in_child_process, in_child_process_spawned, ChildGuard};
 pub use signals::{await_exits, notify_on_exit, Latch, PATIENCE};
 pub use threads::{on_fresh_thread, status_line, tid};

@@ -32,6 +32,21 @@ pub struct TempNs {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// This process's pid as the `/proc` mounted numbers it (which is not
+/// `getpid()` when that `/proc` belongs to another pid namespace): a path
+/// built from it names this process from any process.
+///
+/// # Panics
+///
+/// If `/proc/self` does not resolve.
+pub fn proc_pid() -> u32 {
+    std::fs::read_link("/proc/self")
+        .expect("readlink /proc/self")
+        .to_string_lossy()
+        .parse()
+        .expect("a pid")
+}
+
 impl TempNs {
     /// Creates a namespace of `kind`: with `unshare` on a short-lived
     /// thread, or for user namespaces in a short-lived child process.
@@ -69,11 +84,7 @@ impl TempNs {
                 (file, init)
             }),
         };
-        let fd_path = PathBuf::from(format!(
-            "/proc/{}/fd/{}",
-            std::process::id(),
-            file.as_raw_fd()
-        ));
+        let fd_path = PathBuf::from(format!("/proc/{}/fd/{}", proc_pid(), file.as_raw_fd()));
         let ino = path_ino(&fd_path);
         if kind == NsKind::Mnt {
             return TempNs {
@@ -128,11 +139,7 @@ impl TempNs {
 
     /// `/proc/<pid>/fd/<n>`: a path that opens the namespace without a mount.
     pub fn fd_path(&self) -> PathBuf {
-        PathBuf::from(format!(
-            "/proc/{}/fd/{}",
-            std::process::id(),
-            self.file.as_raw_fd()
-        ))
+        PathBuf::from(format!("/proc/{}/fd/{}", proc_pid(), self.file.as_raw_fd()))
     }
 }
 

@@ -72,16 +72,30 @@ const SCENARIO: &str = "NSGUARD_TEST_SCENARIO";
 ///
 /// In the parent, if the child failed, was killed or ran no test.
 pub fn in_child_process(name: &str, limit: std::time::Duration) -> bool {
+    in_child_process_spawned(name, limit, |cmd| cmd.spawn().expect("run the scenario"))
+}
+
+/// [`in_child_process`], the child spawned by `spawn` (say, into
+/// namespaces of its own with nsguard's `CommandExt`) from the command that
+/// runs the scenario.
+///
+/// # Panics
+///
+/// As [`in_child_process`].
+pub fn in_child_process_spawned(
+    name: &str,
+    limit: std::time::Duration,
+    spawn: impl FnOnce(&mut Command) -> Child,
+) -> bool {
     if std::env::var_os(SCENARIO).is_some() {
         return true;
     }
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(SCENARIO, "1")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the scenario");
+        .stderr(std::process::Stdio::piped());
+    let child = spawn(&mut cmd);
     let pid = child.id();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {

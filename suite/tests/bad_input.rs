@@ -21,6 +21,7 @@ fn variant(err: &Error) -> &'static str {
         Error::UnknownKind { .. } => "UnknownKind",
         Error::UnsupportedOnThread { .. } => "UnsupportedOnThread",
         Error::CannotCreate { .. } => "CannotCreate",
+        Error::NotANamespaceDir { .. } => "NotANamespaceDir",
         _ => "other",
     }
 }
@@ -145,7 +146,7 @@ fn every_bad_input_gets_its_own_error_naming_it() {
         (
             "missing dir",
             Box::new(|| NsSet::from_dir(dir.path().join("none"), NsKind::Net).map(drop)),
-            "NotFound",
+            "NotANamespaceDir",
             s(&dir.path().join("none")),
         ),
         (
@@ -249,4 +250,98 @@ fn without_cap_sys_admin(path: PathBuf) {
     }
     assert!(!nsguard::is_poisoned());
     let _ = netns::delete(&name);
+}
+
+/// A spawned process whose working directory is missing inside its mount
+/// namespace, or whose ids the kernel refuses, gets an error that names
+/// that step, not a failed creation of namespaces it never asked for.
+#[test]
+fn a_spawned_process_that_fails_after_entering_says_where() {
+    use nsguard::{CommandExt, Credentials, Errno};
+    let m = TempNs::new(NsKind::Mnt);
+    let mnt = NsSet::from(nsguard_suite::open(&m));
+    let err = std::process::Command::new("true")
+        .current_dir("/no/such/dir/nsguard")
+        .spawn_in(&mnt)
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::Io {
+                errno: Errno::ENOENT,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.path(),
+        Some(std::path::Path::new("/no/such/dir/nsguard"))
+    );
+    assert!(msg.contains("working directory"), "{msg}");
+    assert!(!msg.contains("creating new"), "{msg}");
+
+    // Ids not mapped in the set's user namespace (it maps root only).
+    let user = NsSet::unshare(NsKind::User | NsKind::Net).unwrap();
+    let err = std::process::Command::new("true")
+        .spawn_in_as(&user, &Credentials::new(1000, 1000))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(msg.contains("setresuid") && msg.contains("mapped"), "{msg}");
+    assert!(!msg.contains("creating new"), "{msg}");
+}
+
+/// unpersist on a namespace that is not a bind mount (the kernel's own
+/// link) says so, instead of a permission error; nothing is touched.
+#[test]
+fn unpersist_of_a_namespace_that_is_no_bind_mount_says_so() {
+    let err = Namespace::unpersist("/proc/self/ns/net", NsKind::Net).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::NotPersisted {
+                kind: NsKind::Net,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(msg.contains("not a bind mount"), "{msg}");
+    assert!(
+        !msg.contains("permission") && !msg.contains("root"),
+        "{msg}"
+    );
+    assert!(std::path::Path::new("/proc/self/ns/net").exists());
+}
+
+/// Inside a user namespace that does not own the mount namespace (as under
+/// `unshare -Ur`), `netns::add` says that a mount namespace of its own is
+/// what is missing, and does not call /run/netns a namespace. In a child
+/// process in a new user namespace.
+#[test]
+fn netns_add_inside_a_user_namespace_names_the_missing_mount_namespace() {
+    use nsguard::CommandExt;
+    let name = "netns_add_inside_a_user_namespace_names_the_missing_mount_namespace";
+    if !nsguard_suite::in_child_process_spawned(name, std::time::Duration::from_secs(60), |cmd| {
+        cmd.spawn_in(&NsSet::unshare(NsKind::User).unwrap())
+            .unwrap()
+    }) {
+        return;
+    }
+    let netns_name = nsguard_suite::unique_name("nsguard-test");
+    match netns::add(&netns_name) {
+        Err(err @ Error::PermissionDenied { .. }) => {
+            let msg = err.to_string();
+            assert!(msg.contains("unshare -Urm"), "{msg}");
+            assert!(!msg.contains("a net namespace)"), "{msg}");
+            assert!(!msg.contains("inside a user namespace that owns"), "{msg}");
+        }
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    assert!(!std::path::Path::new("/run/netns")
+        .join(&netns_name)
+        .exists());
 }

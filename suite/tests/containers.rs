@@ -145,20 +145,59 @@ fn spawn_in_resolves_the_commands_directory_inside() {
     assert_eq!(cmd.get_current_dir(), Some(std::path::Path::new(&dir)));
 }
 
-/// uid and gid set on the Command are applied by std before the namespaces
-/// are entered: refused with the way that works, which sets them inside.
+/// uid and gid set on the Command: for a set a thread can enter, std
+/// applies them inside (the process is forked from a thread in the
+/// namespaces); where a user or time namespace must be entered, refused
+/// with the way that works. Arguments and environment values that look
+/// like the ids are not taken for them. spawn_in_as sets ids inside too.
 #[test]
 fn spawn_in_applies_uid_and_gid_inside() {
     let n = TempNs::new(NsKind::Net);
     let set = NsSet::from(Namespace::open(n.path(), NsKind::Net).unwrap());
+    let out = Command::new("sh")
+        .args(["-c", "id -u; id -g; readlink /proc/self/ns/net"])
+        .uid(65534)
+        .gid(65534)
+        .stdout(Stdio::piped())
+        .spawn_in(&set)
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..2], ["65534", "65534"], "{text}");
+    assert_eq!(lines[2], format!("net:[{}]", n.ino()), "{text}");
+
+    // Only a look-alike: no ids are set, and nothing is refused.
+    let out = Command::new("sh")
+        .args(["-c", "echo \"$0\"; id -u", "pid: 1, uid: Some(0)"])
+        .env("LOOKALIKE", "gid: Some(7)")
+        .stdout(Stdio::piped())
+        .spawn_in(&set)
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "pid: 1, uid: Some(0)\n0\n"
+    );
+
+    // A user namespace can only be entered by a hook, after std applied
+    // the ids: refused, naming the way that works.
+    let user = NsSet::unshare(NsKind::User | NsKind::Net).unwrap();
     let mut cmd = Command::new("id");
-    cmd.uid(65534).gid(65534);
-    match cmd.spawn_in(&set) {
+    cmd.uid(0).gid(0);
+    match cmd.spawn_in(&user) {
         Err(Error::InvalidConfig {
             setting, reason, ..
         }) => {
             assert_eq!(setting, "Command::uid");
-            assert!(reason.contains("spawn_in_as"), "{reason}");
+            assert!(
+                reason.contains("spawn_in_as") && reason.contains("user"),
+                "{reason}"
+            );
         }
         other => panic!("expected InvalidConfig, got {other:?}"),
     }

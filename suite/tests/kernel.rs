@@ -165,9 +165,27 @@ fn children(pid: i32) -> Vec<i32> {
     out
 }
 
+/// The fds above stdio that process `pid` holds, with what each refers to.
+fn fds_held(pid: i32) -> Vec<(i32, String)> {
+    let mut held = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+        if fd > 2 {
+            held.push((fd, link(entry.path().to_string_lossy().into_owned())));
+        }
+    }
+    held
+}
+
 /// Starts the parent role, stops it while one of its helpers waits with
-/// its plan done, and returns (parent, helper), both still alive.
-fn parent_stopped_with_a_waiting_helper(kill: &mut KillOnDrop) -> (i32, i32) {
+/// its plan done, and returns (parent, helper, the helper's fds), both
+/// still alive. A helper the parent released just before it was stopped
+/// is on its way out, closing its fds: it is passed over.
+fn parent_stopped_with_a_waiting_helper(kill: &mut KillOnDrop) -> (i32, i32, Vec<(i32, String)>) {
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -206,7 +224,11 @@ fn parent_stopped_with_a_waiting_helper(kill: &mut KillOnDrop) -> (i32, i32) {
         while alive(helper) && Instant::now() < settled {
             let user = link(format!("/proc/{helper}/ns/user"));
             if !user.is_empty() && user != parent_user {
-                return (parent, helper);
+                let held = fds_held(helper);
+                // Still waiting (asleep in its read), not exiting.
+                if state(helper) == Some('S') && alive(helper) {
+                    return (parent, helper, held);
+                }
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -219,18 +241,8 @@ fn parent_stopped_with_a_waiting_helper(kill: &mut KillOnDrop) -> (i32, i32) {
 #[test]
 fn the_user_namespace_helper_holds_no_fd_of_its_parent_and_dies_with_it() {
     let mut kill = KillOnDrop(Vec::new());
-    let (parent, helper) = parent_stopped_with_a_waiting_helper(&mut kill);
+    let (parent, helper, held) = parent_stopped_with_a_waiting_helper(&mut kill);
     // What the helper holds: stdio, and its two pipe ends (report, go).
-    let mut held = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{helper}/fd"))
-        .unwrap()
-        .flatten()
-    {
-        let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
-        if fd > 2 {
-            held.push((fd, link(entry.path().to_string_lossy().into_owned())));
-        }
-    }
     assert!(
         held.len() == 2 && held.iter().all(|(_, target)| target.starts_with("pipe:")),
         "the helper holds fds of its parent: {held:?}"

@@ -149,15 +149,29 @@ fn a_missing_path_is_not_found() {
         std::io::Error::from(err).kind(),
         std::io::ErrorKind::NotFound
     );
-    // So does a set read from a directory that is a file.
-    assert!(matches!(
-        NsSet::from_dir(dir.path().join("f"), NsKind::Uts),
-        Err(Error::NotFound {
-            kind: NsKind::Uts,
-            errno: Errno::ENOTDIR,
-            ..
-        })
-    ));
+    // A set read from a "directory" that is a file says so, and names the
+    // file, not a kind.
+    match NsSet::from_dir(dir.path().join("f"), NsKind::Uts) {
+        Err(
+            err @ Error::NotANamespaceDir {
+                found: "a regular file",
+                errno: Errno::ENOTDIR,
+                ..
+            },
+        ) => {
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&*dir.path().join("f").to_string_lossy()),
+                "{msg}"
+            );
+            assert!(msg.contains("(a regular file)"), "{msg}");
+            assert!(
+                !msg.contains("does not exist") && !msg.contains("uts namespace"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected NotANamespaceDir, got {other:?}"),
+    }
 }
 
 #[test]
@@ -335,10 +349,27 @@ fn from_dir_reads_proc_and_bind_mount_directories() {
         }) => assert_eq!(path, parent.path().join("ipc")),
         other => panic!("expected NotFound for ipc, got {other:?}"),
     }
-    assert!(matches!(
-        NsSet::from_dir(parent.path().join("missing"), NsKind::Net),
-        Err(Error::NotFound { .. })
-    ));
+    // A missing directory is named, not the first kind looked for.
+    match NsSet::from_dir(parent.path().join("missing"), NsKind::Cgroup | NsKind::Net) {
+        Err(
+            err @ Error::NotANamespaceDir {
+                errno: Errno::ENOENT,
+                ..
+            },
+        ) => {
+            let msg = err.to_string();
+            let missing = parent.path().join("missing");
+            assert!(msg.starts_with(&*missing.to_string_lossy()), "{msg}");
+            assert!(msg.contains("(it does not exist)"), "{msg}");
+            assert!(!msg.contains("cgroup namespace"), "{msg}");
+            assert_eq!(err.path(), Some(parent.path().join("missing").as_path()));
+            assert_eq!(
+                std::io::Error::from(err).kind(),
+                std::io::ErrorKind::NotFound
+            );
+        }
+        other => panic!("expected NotANamespaceDir, got {other:?}"),
+    }
 }
 
 #[test]

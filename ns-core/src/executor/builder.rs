@@ -36,6 +36,8 @@ use crate::process::origin::{self, HOME_KINDS};
 #[derive(Debug)]
 pub struct ExecutorBuilder {
     config: Config,
+    /// `max_overflow` if set; else it follows `max_workers`.
+    max_overflow: Option<usize>,
     home: Option<NsSet>,
 }
 
@@ -66,7 +68,9 @@ impl Default for ExecutorBuilder {
                 spin: Duration::from_micros(20),
                 check_after_call: true,
                 overflow_after: Duration::from_secs(1),
+                max_overflow: 0,
             },
+            max_overflow: None,
             home: None,
         }
     }
@@ -83,17 +87,28 @@ impl ExecutorBuilder {
     /// waiting from turning into a deadlock:
     ///
     /// - a blocking call made from one of this executor's own workers (a
-    ///   body calling another `run` or `#[in_namespace]` function) may start
-    ///   a worker beyond the cap: its worker waits for it;
+    ///   body calling another `run` or `#[in_namespace]` function) may
+    ///   start a worker beyond the cap: its worker waits for it, so it lends
+    ///   it its place; and a [`run_async`](Executor::run_async) call made
+    ///   from one of them (a body that waits for its future) may too, while
+    ///   fewer than [`max_overflow`](Self::max_overflow) workers are beyond
+    ///   the cap. [`Stats::nested_beyond_cap`](crate::Stats::nested_beyond_cap)
+    ///   counts them;
     /// - a blocking call that has waited at the cap for
     ///   [`overflow_after`](Self::overflow_after) while no call of the
-    ///   executor finished starts a worker beyond the cap: the busy workers
-    ///   may be waiting for it (a body that waits for a thread of its own,
-    ///   `std::thread::scope` or a rayon pool, that calls into the same
-    ///   executor).
+    ///   executor finished starts a worker beyond the cap, as long as fewer
+    ///   than [`max_overflow`](Self::max_overflow) workers are beyond it:
+    ///   the busy workers may be waiting for it (a body that waits for a
+    ///   thread of its own, `std::thread::scope` or a rayon pool, that
+    ///   calls into the same executor).
     ///
-    /// [`run_async`](Executor::run_async) calls never exceed the cap: they
-    /// wait in a queue without blocking anyone.
+    /// So, but for blocking calls nested in bodies (as deep as the bodies
+    /// nest them), the executor never runs more than `max_workers +
+    /// max_overflow` worker threads. Other [`run_async`](Executor::run_async)
+    /// calls never exceed the cap: they wait in a queue without blocking
+    /// anyone. Bodies that wait for `run_async` futures nested deeper than
+    /// `max_overflow` at the cap wait for each other: nest blocking calls
+    /// instead (`run`, or `#[in_namespace]` on a sync fn).
     #[must_use]
     pub fn max_workers(mut self, n: usize) -> ExecutorBuilder {
         self.config.max_workers = n;
@@ -117,6 +132,19 @@ impl ExecutorBuilder {
     #[must_use]
     pub fn overflow_after(mut self, wait: Duration) -> ExecutorBuilder {
         self.config.overflow_after = wait;
+        self
+    }
+
+    /// How many workers the overflow rule may start beyond
+    /// [`max_workers`](Self::max_workers) (default: as many as
+    /// `max_workers`, so at most twice as many threads). A caller that
+    /// waited past [`overflow_after`](Self::overflow_after) while that
+    /// many are beyond the cap waits on for a worker to free up. Zero
+    /// turns the overflow rule off (as `overflow_after(Duration::MAX)`
+    /// does).
+    #[must_use]
+    pub fn max_overflow(mut self, n: usize) -> ExecutorBuilder {
+        self.max_overflow = Some(n);
         self
     }
 
@@ -195,7 +223,8 @@ impl ExecutorBuilder {
     /// assert!(matches!(err, Error::InvalidConfig { setting: "max_workers", .. }));
     /// ```
     pub fn build(self) -> Result<Executor> {
-        let config = self.config;
+        let mut config = self.config;
+        config.max_overflow = self.max_overflow.unwrap_or(config.max_workers);
         if config.max_workers == 0 {
             return Err(Error::InvalidConfig {
                 setting: "max_workers",

@@ -10,4 +10,6 @@ pub(crate) struct Config {
     pub(crate) spin: Duration,
     pub(crate) check_after_call: bool,
     pub(crate) overflow_after: Duration,
+    /// How many workers the overflow rule may start beyond `max_workers`.
+    pub(crate) max_overflow: usize,
 }

@@ -3,8 +3,8 @@
 use crate::error::Result;
 use crate::executor::handle::Executor;
 use crate::handle::set::NsSet;
-use crate::process::fork_local::ForkLocal;
 use crate::process::origin;
+use crate::sys::fork_local::ForkLocal;
 
 impl Executor {
     /// The process-wide executor that [`NsSet::run`] and `#[in_namespace]`

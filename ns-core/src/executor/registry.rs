@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::executor::scheduler::Scheduler;
 use crate::handle::registry::set_last_handle_hook;
-use crate::process::fork_local;
+use crate::sys::fork_local::ForkLocal;
 
-/// Every executor of the process (and of its ancestors, until pruned).
-static EXECUTORS: Mutex<Vec<Weak<Scheduler>>> = Mutex::new(Vec::new());
+/// Every executor made in this fork generation (a forked child starts with
+/// none: its parent's have no threads in it, and their list's lock may
+/// have been held at the fork).
+static EXECUTORS: ForkLocal<Mutex<Vec<Weak<Scheduler>>>> = ForkLocal::new();
 
 fn executors_lock() -> MutexGuard<'static, Vec<Weak<Scheduler>>> {
-    EXECUTORS.lock().unwrap_or_else(|p| p.into_inner())
+    let made = EXECUTORS.get_or_try_make(|| Ok::<_, std::convert::Infallible>(Mutex::default()));
+    let Ok(list) = made;
+    list.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Counts a new executor among the process's.
@@ -27,15 +31,11 @@ pub(crate) fn register(scheduler: &Arc<Scheduler>) {
     executors_lock().push(Arc::downgrade(scheduler));
 }
 
-/// The live executors of this process (not those inherited through fork).
+/// The live executors of this process.
 fn executors() -> Vec<Arc<Scheduler>> {
-    let generation = fork_local::generation();
     let mut list = executors_lock();
     list.retain(|w| w.strong_count() > 0);
-    list.iter()
-        .filter_map(Weak::upgrade)
-        .filter(|s| s.generation == generation)
-        .collect()
+    list.iter().filter_map(Weak::upgrade).collect()
 }
 
 /// The program dropped its last handle to the namespace with inode `ino`:

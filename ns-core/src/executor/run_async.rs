@@ -15,8 +15,8 @@ use crate::executor::scheduler::forked_error;
 use crate::executor::set_ref::SetRef;
 use crate::executor::task::{OwnedTask, Task, Work};
 use crate::handle::set::NsSet;
-use crate::process::fork_local;
 use crate::process::user_code::{contain, drop_contained};
+use crate::sys::fork_local;
 use crate::thread::marks;
 
 /// What a [`RunAsync`] waits for.

@@ -21,8 +21,8 @@ use crate::handle::reentry::{can_return_to, own_user_ns};
 use crate::handle::registry::is_held;
 use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
-use crate::process::fork_local;
 use crate::process::origin::{Origin, Request};
+use crate::sys::fork_local;
 use crate::thread::location::{tracked, Location};
 
 /// What a new worker thread runs: installed by the executor's builder, so
@@ -208,15 +208,21 @@ impl Scheduler {
     /// Gives `task` to a worker: an idle one already there, else an idle
     /// one that can switch, else a new one, else waits.
     ///
-    /// Only a blocking call made on one of this executor's own workers may
-    /// start a worker beyond the cap (its worker waits for it, so it lends
-    /// it its place). A blocking call that has waited at the cap for
+    /// A blocking call made on one of this executor's own workers may start
+    /// a worker beyond the cap: its worker waits for it, so it lends it its
+    /// place. An owned call (`run_async`) made on one of them may too while
+    /// fewer than `max_overflow` workers are beyond the cap: the body may
+    /// wait for its future (its worker then serves nothing else), but it
+    /// need not, and a body that submits many at once must not start as
+    /// many threads. A blocking call that has waited at the cap for
     /// `overflow_after` while no call finished gets a worker beyond the cap
-    /// too: the busy workers may be waiting for it (a body that waits for a
-    /// thread of its own that calls into this executor).
+    /// too, within the same bound: the busy workers may be waiting for it (a
+    /// body that waits for a thread of its own that calls into this
+    /// executor). Other owned tasks wait in the queue; they never block
+    /// their submitter.
     pub(crate) fn dispatch(self: &Arc<Self>, task: Task) {
         let desired = task.desired;
-        let nested = !task.is_owned() && is_worker_of(self);
+        let nested = is_worker_of(self);
         let one_way = self.one_way;
         // Already where the call needs it for every one-way kind.
         let settled = |w: &Location| one_way.iter().all(|k| w.get(k) == desired.get(k));
@@ -241,16 +247,24 @@ impl Scheduler {
                 idle.worker.send(Msg::Task(task));
                 return;
             }
-            if roster.total < self.config.max_workers || nested {
+            let room = roster.total < self.config.max_workers + self.config.max_overflow;
+            let beyond = nested && (!task.is_owned() || room);
+            if roster.total < self.config.max_workers || beyond {
+                if roster.total >= self.config.max_workers {
+                    Counters::add(&self.counters.nested_beyond_cap, 1);
+                }
                 roster.total += 1;
                 drop(roster);
                 self.spawn(task);
                 return;
             }
             // At the cap, with idle workers that cannot serve this call
-            // (dedicated to other one-way namespaces): replace one.
+            // (dedicated to other one-way namespaces): replace one. It is
+            // gone from the books at once (its place goes to the new one).
             if !roster.idle.is_empty() {
                 let idle = roster.idle.remove(0);
+                remove_located(&mut roster, idle.worker.id);
+                self.moved.notify_all();
                 drop(roster);
                 idle.worker.send(Msg::Exit);
                 self.spawn(task);
@@ -274,7 +288,7 @@ impl Scheduler {
             let (seen, since) = *watch.get_or_insert((roster.completed, now));
             if roster.completed != seen {
                 watch = Some((roster.completed, now));
-            } else if now.duration_since(since) >= self.config.overflow_after {
+            } else if room && now.duration_since(since) >= self.config.overflow_after {
                 roster.total += 1;
                 roster.overflowed += 1;
                 crate::trace::event!(
@@ -289,10 +303,15 @@ impl Scheduler {
                 return;
             }
             let since = watch.map_or(now, |(_, since)| since);
-            let left = self
-                .config
-                .overflow_after
-                .saturating_sub(now.duration_since(since));
+            // Without room beyond the cap, wait for a worker to free up
+            // (looking again now and then).
+            let left = if room {
+                self.config
+                    .overflow_after
+                    .saturating_sub(now.duration_since(since))
+            } else {
+                self.config.overflow_after
+            };
             roster.waiting += 1;
             roster = self
                 .available
@@ -546,7 +565,12 @@ impl Scheduler {
 
     /// Live workers (busy, idle or starting), idle workers, and workers
     /// started beyond the cap so far.
+    /// In a forked child, none: the workers are the parent's, and the
+    /// lock may have been held at the fork.
     pub(crate) fn counts(&self) -> (usize, usize, u64) {
+        if !self.is_in_this_process() {
+            return (0, 0, 0);
+        }
         let roster = lock(&self.roster);
         (roster.total, roster.idle.len(), roster.overflowed)
     }

@@ -18,9 +18,15 @@ pub struct Stats {
     pub switches: u64,
     /// Blocking calls that found every worker busy at the cap and waited.
     pub waits_at_cap: u64,
-    /// Workers started beyond the cap (see
-    /// [`ExecutorBuilder::overflow_after`](crate::ExecutorBuilder::overflow_after)).
+    /// Workers started beyond the cap because callers waited at it while no
+    /// call finished (see
+    /// [`ExecutorBuilder::overflow_after`](crate::ExecutorBuilder::overflow_after)
+    /// and [`ExecutorBuilder::max_overflow`](crate::ExecutorBuilder::max_overflow)).
     pub overflowed: u64,
+    /// Workers started beyond the cap for calls made from the executor's
+    /// own busy workers (a body calling `run`, an `#[in_namespace]` fn or
+    /// `run_async` of the same executor), which could deadlock otherwise.
+    pub nested_beyond_cap: u64,
     /// Workers sent home because the program dropped its last handle to a
     /// namespace they were in (idle ones at once, busy ones after their
     /// call).
@@ -79,6 +85,7 @@ pub(crate) struct Counters {
     pub(crate) calls: AtomicU64,
     pub(crate) switches: AtomicU64,
     pub(crate) waits_at_cap: AtomicU64,
+    pub(crate) nested_beyond_cap: AtomicU64,
     pub(crate) evictions: AtomicU64,
     retired: [AtomicU64; 5],
 }
@@ -102,6 +109,7 @@ impl Counters {
             switches: get(&self.switches),
             waits_at_cap: get(&self.waits_at_cap),
             overflowed,
+            nested_beyond_cap: get(&self.nested_beyond_cap),
             evictions: get(&self.evictions),
             retired: Retired {
                 switch_failed: r(Retirement::SwitchFailed),

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::errno::Errno;
-use crate::error::{Error, Result};
+use crate::error::{fix, Error, Result};
 use crate::handle::registry::Registration;
 use crate::id::NsId;
 use crate::kind::NsKind;
@@ -206,10 +206,11 @@ impl Namespace {
         let fd = sys::ns_get_userns(self.fd.as_fd()).map_err(|errno| match errno {
             Errno::EPERM => Error::PermissionDenied {
                 op: "finding the owner of",
-                kind: self.kind(),
+                kind: Some(self.kind()),
                 path: self.path.clone(),
                 needs: "the owner to be in the caller's user namespace or below it",
                 errno,
+                fix: fix::ENTER,
             },
             errno => Error::Io {
                 op: "finding the owner of",
@@ -358,17 +359,21 @@ pub(crate) fn open_error(kind: NsKind, path: &Path, errno: Errno) -> Error {
     let path = path.to_path_buf();
     match errno {
         Errno::ENOENT | Errno::ENOTDIR => Error::NotFound { kind, path, errno },
-        Errno::EACCES | Errno::EPERM => Error::PermissionDenied {
-            op: "opening",
-            kind,
-            needs: if path.starts_with("/proc") {
-                "ptrace read access to the process (the same user, or CAP_SYS_PTRACE)"
-            } else {
-                "read permission on the file"
-            },
-            path: Some(path),
-            errno,
-        },
+        Errno::EACCES | Errno::EPERM => {
+            let proc = path.starts_with("/proc");
+            Error::PermissionDenied {
+                op: "opening",
+                kind: Some(kind),
+                needs: if proc {
+                    "ptrace read access to the process (the same user, or CAP_SYS_PTRACE)"
+                } else {
+                    "read permission on the file"
+                },
+                path: Some(path),
+                errno,
+                fix: if proc { fix::PTRACE } else { fix::FILE },
+            }
+        }
         // open(2) of a socket, or of a device without a driver.
         Errno::ENXIO | Errno::ENODEV => {
             let found = nix::sys::stat::stat(&path)

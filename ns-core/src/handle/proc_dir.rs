@@ -40,7 +40,10 @@ impl Namespace {
     /// ```
     ///
     /// `pid` is a `u32`, as [`std::process::id`] and
-    /// [`Child::id`](std::process::Child::id) return it.
+    /// [`Child::id`](std::process::Child::id) return it, and is looked up
+    /// in the `/proc` mounted: when that `/proc` belongs to another pid
+    /// namespace than the caller's (pid 1 of `unshare -pf` without
+    /// `--mount-proc`), a pid from `getpid` names another process there.
     pub fn of_pid(pid: u32, kind: NsKind) -> Result<Namespace> {
         marks::check()?;
         check_supported(kind.into())?;
@@ -52,6 +55,8 @@ impl Namespace {
 /// to the same process even if the pid is reused meanwhile.
 pub(crate) struct ProcDir {
     pid: u32,
+    /// The directory's path, for messages: `/proc/<pid>` or `/proc/self`.
+    path: PathBuf,
     fd: OwnedFd,
 }
 
@@ -63,13 +68,39 @@ impl ProcDir {
         }
         let dir = PathBuf::from(format!("/proc/{pid}"));
         match sys::open_dir(&dir) {
-            Ok(fd) => Ok(ProcDir { pid, fd }),
+            Ok(fd) => Ok(ProcDir { pid, path: dir, fd }),
             Err(Errno::ENOENT) => Err(Error::NoSuchProcess {
                 pid,
                 kind,
                 path: dir.join("ns").join(kind.proc_name()),
             }),
             Err(errno) => Err(open_error(kind, &dir, errno)),
+        }
+    }
+
+    /// Opens `/proc/self`: the calling process, whatever its pid is in the
+    /// pid namespace of the `/proc` mounted (a pid from `getpid(2)` names
+    /// another process there when that namespace is not the caller's).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForeignProc`] if `/proc` does not show the calling process
+    /// (it belongs to a pid namespace the process is not in or below);
+    /// the errors of opening it otherwise.
+    pub(crate) fn open_self() -> Result<ProcDir> {
+        let dir = PathBuf::from("/proc/self");
+        match sys::open_dir(&dir) {
+            Ok(fd) => Ok(ProcDir {
+                pid: std::process::id(),
+                path: dir,
+                fd,
+            }),
+            Err(Errno::ENOENT) if std::path::Path::new("/proc/1").exists() => {
+                Err(Error::ForeignProc {
+                    path: "/proc/self".into(),
+                })
+            }
+            Err(errno) => Err(open_error(NsKind::Pid, &dir, errno)),
         }
     }
 
@@ -82,7 +113,7 @@ impl ProcDir {
     pub(crate) fn namespace_file(&self, kind: NsKind, file: &str) -> Result<Namespace> {
         check_supported(kind.into())?;
         let name = format!("ns/{file}");
-        let path = PathBuf::from(format!("/proc/{}/{name}", self.pid));
+        let path = self.path.join(&name);
         match sys::open_at(self.fd.as_fd(), &name) {
             Ok(fd) => validate(kind, fd, Some(&path)),
             // The directory is pinned to the process, and the kernel has the

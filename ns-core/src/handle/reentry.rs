@@ -7,7 +7,6 @@
 //! switches anything.
 
 use std::os::fd::AsFd;
-use std::sync::Mutex;
 
 use crate::errno::Errno;
 use crate::error::Result;
@@ -15,6 +14,7 @@ use crate::handle::namespace::Namespace;
 use crate::id::NsId;
 use crate::kind::NsKind;
 use crate::sys;
+use crate::sys::fork_local::ForkLocal;
 
 /// The inode of the initial user namespace, fixed by the kernel
 /// (`PROC_USER_INIT_INO` in `include/linux/proc_ns.h`); no other namespace
@@ -22,19 +22,18 @@ use crate::sys;
 const PROC_USER_INIT_INO: u64 = 0xEFFF_FFFD;
 
 /// The process's user namespace (the same for all its threads, which cannot
-/// change it), cached per pid so that a forked child looks again.
+/// change it), found once per fork generation: a forked child, which may
+/// have entered another one, looks again.
 pub(crate) fn own_user_ns() -> Result<NsId> {
-    static CACHE: Mutex<Option<(u32, NsId)>> = Mutex::new(None);
-    let pid = std::process::id();
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((cached_pid, id)) = *cache {
-        if cached_pid == pid {
-            return Ok(id);
-        }
-    }
-    let id = Namespace::current_unchecked(NsKind::User)?.id();
-    *cache = Some((pid, id));
-    Ok(id)
+    static OWN: ForkLocal<NsId> = ForkLocal::new();
+    OWN.get_or_try_make(|| Namespace::current_unchecked(NsKind::User).map(|ns| ns.id()))
+        .copied()
+}
+
+/// Whether the process is in the initial user namespace (true if that
+/// cannot be told).
+pub(crate) fn in_initial_user_ns() -> bool {
+    own_user_ns().map_or(true, |id| id.ino() == PROC_USER_INIT_INO)
 }
 
 /// Whether `ns` is owned by the caller's user namespace or one below it,

@@ -4,6 +4,7 @@ use std::fmt;
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use crate::errno::Errno;
 use crate::error::{Error, Result};
 use crate::handle::namespace::{open_error, validate, Namespace};
 use crate::handle::proc_dir::ProcDir;
@@ -116,8 +117,9 @@ impl NsSet {
     /// # Errors
     ///
     /// [`Error::KindUnsupported`] if the running kernel lacks one of
-    /// `kinds`, before anything is opened; [`Error::NotFound`] if the
-    /// directory or the file of a kind is missing, and the errors of
+    /// `kinds`, before anything is opened; [`Error::NotANamespaceDir`] if
+    /// `dir` does not exist or is not a directory; [`Error::NotFound`] if
+    /// the file of a kind is missing, and the errors of
     /// [`Namespace::open`] for each file.
     ///
     /// # Examples
@@ -143,7 +145,22 @@ impl NsSet {
         let Some(first) = kinds.iter().next() else {
             return Ok(NsSet::new());
         };
-        let dir_fd = sys::open_dir(dir).map_err(|errno| open_error(first, dir, errno))?;
+        let dir_fd = sys::open_dir(dir).map_err(|errno| match errno {
+            Errno::ENOENT => Error::NotANamespaceDir {
+                path: dir.to_path_buf(),
+                found: "it does not exist",
+                errno,
+            },
+            Errno::ENOTDIR => Error::NotANamespaceDir {
+                path: dir.to_path_buf(),
+                found: match std::fs::metadata(dir) {
+                    Ok(meta) => sys::describe_mode(std::os::unix::fs::MetadataExt::mode(&meta)),
+                    Err(_) => "a path through a file that is not a directory",
+                },
+                errno,
+            },
+            errno => open_error(first, dir, errno),
+        })?;
         kinds
             .into_iter()
             .map(|kind| {

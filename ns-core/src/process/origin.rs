@@ -17,15 +17,16 @@
 
 use std::sync::mpsc;
 
+use crate::errno::Errno;
 use crate::error::{Error, Result, WorkerCause};
 use crate::handle::namespace::Namespace;
 use crate::handle::proc_dir::ProcDir;
 use crate::handle::reentry::can_return_to;
 use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
-use crate::process::fork_local::ForkLocal;
 use crate::process::helper_thread::thread_error;
 use crate::process::user_code::contain;
+use crate::sys::fork_local::ForkLocal;
 use crate::thread::facts::FactsReader;
 use crate::thread::location::Location;
 use crate::thread::marks;
@@ -88,7 +89,7 @@ impl Origin {
                     .into(),
             });
         }
-        let main = MainThread::read();
+        let main = MainThread::read()?;
         let home = match &main {
             Some(main) => main.home.try_clone()?,
             None => NsSet::current(HOME_KINDS)?,
@@ -154,23 +155,40 @@ struct MainThread {
 }
 
 impl MainThread {
-    /// `None` if it cannot be read (the main thread has exited).
-    fn read() -> Option<MainThread> {
-        let pid = i32::try_from(std::process::id()).ok()?;
-        let proc = ProcDir::open(std::process::id(), NsKind::Net).ok()?;
-        let home = HOME_KINDS
-            .into_iter()
-            .map(|kind| proc.namespace_file(kind, kind.thread_proc_name()))
-            .collect::<Result<NsSet>>()
-            .ok()?;
-        let mnt = proc.namespace(NsKind::Mnt).ok()?;
-        let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
-        Some(MainThread {
-            home,
-            mnt,
-            status,
-            tid: pid,
-        })
+    /// Reads it through `/proc/self` (a pid of the caller's numbering would
+    /// name another process in a `/proc` of another pid namespace). `None`
+    /// if it cannot be read (the main thread has exited).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForeignProc`] if `/proc` does not show this process.
+    fn read() -> Result<Option<MainThread>> {
+        let proc = match ProcDir::open_self() {
+            Ok(proc) => proc,
+            Err(err @ Error::ForeignProc { .. }) => return Err(err),
+            Err(_) => return Ok(None),
+        };
+        let read = || -> Result<MainThread> {
+            let home = HOME_KINDS
+                .into_iter()
+                .map(|kind| proc.namespace_file(kind, kind.thread_proc_name()))
+                .collect::<Result<NsSet>>()?;
+            let mnt = proc.namespace(NsKind::Mnt)?;
+            let status = std::fs::read("/proc/self/status").map_err(|e| Error::Io {
+                op: "reading",
+                kind: None,
+                path: Some("/proc/self/status".into()),
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            })?;
+            Ok(MainThread {
+                home,
+                mnt,
+                status,
+                // kcmp(2) takes ids of the caller's pid namespace.
+                tid: nix::unistd::getpid().as_raw(),
+            })
+        };
+        Ok(read().ok())
     }
 }
 
@@ -209,6 +227,13 @@ fn settle(home: &NsSet, main: Option<&MainThread>) -> Result<(Location, i32)> {
         if !facts.shares_fs() {
             return Err(refuse(
                 "it has a root and working directory of its own (unshare(CLONE_FS))".into(),
+            ));
+        }
+        if !facts.shares_files() {
+            return Err(refuse(
+                "it has an fd table of its own (unshare(CLONE_FILES)): fds that workers \
+                 hand back would name other files in the caller's table"
+                    .into(),
             ));
         }
         if let Err(diff) = facts.same_credentials_as(&main.status) {

@@ -1,7 +1,7 @@
 //! File descriptors: opening namespace files and directories, and what
 //! `fstat`/`fstatfs` say about them; reading `/proc` files again and again.
 
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno as NixErrno;
@@ -101,13 +101,42 @@ pub(crate) fn pread_into(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<(), Er
     Ok(())
 }
 
-/// `(st_dev, st_ino)` of what `name` in `dir` refers to, following links
-/// (for `/proc/thread-self/root` and `cwd`: the directories themselves).
-pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &str) -> Result<(u64, u64), Errno> {
-    let st = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::empty())
-        .map_err(Errno::from_nix)?;
-    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
-    Ok((st.st_dev as u64, st.st_ino as u64))
+/// Where a directory is: its `(st_dev, st_ino)` and the id of the mount
+/// it is seen through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DirId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    /// `STATX_MNT_ID` (Linux 5.8); `None` where the kernel does not say. A
+    /// bind mount of a directory has the directory's device and inode, and
+    /// only the mount tells them apart.
+    pub(crate) mount: Option<u64>,
+}
+
+/// The [`DirId`] of what `name` in `dir` refers to, following links (for
+/// `/proc/thread-self/root` and `cwd`: the directories themselves), with
+/// `statx(2)` (Linux 4.11).
+pub(crate) fn dir_id_at(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> Result<DirId, Errno> {
+    const STATX_MNT_ID: u32 = 0x1000;
+    // SAFETY: statx only writes into the struct; all zeros is a valid one.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx(2) with a valid directory fd, a NUL-terminated name and
+    // a pointer to a struct statx it may write.
+    let rc = unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            0,
+            libc::STATX_INO | STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    NixErrno::result(rc).map_err(Errno::from_nix)?;
+    Ok(DirId {
+        dev: libc::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+        ino: stx.stx_ino,
+        mount: (stx.stx_mask & STATX_MNT_ID != 0).then_some(stx.stx_mnt_id),
+    })
 }
 
 /// `socket(2)` with `SOCK_CLOEXEC` added to `ty`.

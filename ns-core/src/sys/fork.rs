@@ -15,6 +15,8 @@ use crate::sys::close_fds::{close_inherited, FdsToClose};
 /// created others, and waits until [`ForkedHelper::release`].
 pub(crate) struct ForkedHelper {
     pid: nix::unistd::Pid,
+    /// Its pid in the numbering of the `/proc` mounted.
+    proc_pid: Option<u32>,
     go: Option<OwnedFd>,
 }
 
@@ -84,7 +86,9 @@ impl ChildStep {
 }
 
 /// A failed step of a [`ChildPlan`], with its errno; crosses a pipe from the
-/// child to the parent as 9 bytes.
+/// child to the parent in a report of [`ChildFailure::LEN`] bytes (the
+/// step, its index, the errno, and on success the child's pid as `/proc`
+/// numbers it).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ChildFailure {
     pub(crate) step: ChildStep,
@@ -92,7 +96,7 @@ pub(crate) struct ChildFailure {
 }
 
 impl ChildFailure {
-    const LEN: usize = 9;
+    const LEN: usize = 13;
 
     fn start(errno: Errno) -> ChildFailure {
         ChildFailure {
@@ -101,10 +105,12 @@ impl ChildFailure {
         }
     }
 
-    /// Writes the outcome of a plan to `fd` (all zeros: it succeeded).
-    /// Async-signal-safe.
-    fn report(outcome: Result<(), ChildFailure>, fd: RawFd) {
+    /// Writes the outcome of a plan to `fd` (a zero tag: it succeeded),
+    /// with the child's pid in the numbering of the `/proc` mounted (0 if
+    /// unknown). Async-signal-safe.
+    fn report(outcome: Result<(), ChildFailure>, proc_pid: u32, fd: RawFd) {
         let mut msg = [0u8; Self::LEN];
+        msg[9..13].copy_from_slice(&proc_pid.to_le_bytes());
         if let Err(failure) = outcome {
             let (tag, index) = match failure.step {
                 ChildStep::Start => (1, 0),
@@ -127,14 +133,22 @@ impl ChildFailure {
     /// Reads an outcome written by [`report`](Self::report): `None` when
     /// nothing (complete) was written, else the plan's result.
     pub(crate) fn receive(fd: BorrowedFd<'_>) -> Option<Result<(), ChildFailure>> {
+        Self::receive_report(fd).map(|(outcome, _)| outcome)
+    }
+
+    /// [`receive`](Self::receive), with the child's pid as `/proc` numbers
+    /// it (`None` if the child could not tell).
+    fn receive_report(fd: BorrowedFd<'_>) -> Option<(Result<(), ChildFailure>, Option<u32>)> {
         let mut msg = [0u8; Self::LEN];
         if read_full(fd, &mut msg) != Self::LEN {
             return None;
         }
+        let proc_pid = u32::from_le_bytes([msg[9], msg[10], msg[11], msg[12]]);
+        let proc_pid = (proc_pid != 0).then_some(proc_pid);
         let index = u32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]) as usize;
         let errno = Errno::from_raw(i32::from_le_bytes([msg[5], msg[6], msg[7], msg[8]]));
         let step = match msg[0] {
-            0 => return Some(Ok(())),
+            0 => return Some((Ok(()), proc_pid)),
             2 => ChildStep::Setns(index),
             3 => ChildStep::Unshare,
             4 => ChildStep::PrivateMounts,
@@ -144,13 +158,13 @@ impl ChildFailure {
             8 => ChildStep::Creds,
             _ => ChildStep::Start,
         };
-        Some(Err(ChildFailure { step, errno }))
+        Some((Err(ChildFailure { step, errno }), proc_pid))
     }
 
     /// Reports this failure on `fd` and returns it as the `io::Error`
     /// `pre_exec` expects (which does not allocate). Async-signal-safe.
     pub(crate) fn send(self, fd: RawFd) -> std::io::Error {
-        Self::report(Err(self), fd);
+        Self::report(Err(self), 0, fd);
         std::io::Error::from_raw_os_error(self.errno.raw())
     }
 }
@@ -255,11 +269,15 @@ impl ForkedHelper {
                 drop(go_r);
                 let mut helper = ForkedHelper {
                     pid: child,
+                    proc_pid: None,
                     go: Some(go_w),
                 };
-                let failure = match ChildFailure::receive(ready_r.as_fd()) {
-                    Some(Ok(())) => return Ok(helper),
-                    Some(Err(failure)) => failure,
+                let failure = match ChildFailure::receive_report(ready_r.as_fd()) {
+                    Some((Ok(()), proc_pid)) => {
+                        helper.proc_pid = proc_pid;
+                        return Ok(helper);
+                    }
+                    Some((Err(failure), _)) => failure,
                     None => ChildFailure::start(Errno::ECHILD),
                 };
                 // The child has exited (or died): reap it without writing
@@ -271,9 +289,12 @@ impl ForkedHelper {
         }
     }
 
-    pub(crate) fn pid(&self) -> u32 {
-        // fork(2) returned it: positive.
-        self.pid.as_raw().unsigned_abs()
+    /// The child's pid as the `/proc` mounted numbers it, which differs
+    /// from the one `fork(2)` returned when that `/proc` belongs to another
+    /// pid namespace; `None` if `/proc` does not show the child. Build
+    /// `/proc/<pid>` paths from this one only.
+    pub(crate) fn proc_pid(&self) -> Option<u32> {
+        self.proc_pid
     }
 
     /// Lets the child exit, and reaps it.
@@ -331,7 +352,7 @@ fn child_main(plan: &ChildPlan, inherit: &Inherited<'_>, ready: i32, go: i32) ->
         })
         .and_then(|()| plan.apply());
     let failed = outcome.is_err();
-    ChildFailure::report(outcome, ready);
+    ChildFailure::report(outcome, own_proc_pid(), ready);
     if !failed {
         let mut byte = 0u8;
         // SAFETY: read(2) into a one-byte buffer; returns when the parent
@@ -342,6 +363,25 @@ fn child_main(plan: &ChildPlan, inherit: &Inherited<'_>, ready: i32, go: i32) ->
     }
     // SAFETY: _exit(2) ends the child without running any Rust code.
     unsafe { libc::_exit(i32::from(failed)) }
+}
+
+/// The calling process's pid in the numbering of the `/proc` mounted, from
+/// the `/proc/self` link; 0 if it does not resolve. Async-signal-safe.
+fn own_proc_pid() -> u32 {
+    let mut buf = [0u8; 16];
+    // SAFETY: readlink(2) with a NUL-terminated path, into a buffer valid
+    // for writes of its length; it returns how many bytes it wrote, or -1.
+    let n = unsafe { libc::readlink(c"/proc/self".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let Ok(len) = usize::try_from(n) else {
+        return 0;
+    };
+    buf[..len.min(buf.len())]
+        .iter()
+        .try_fold(0u32, |acc, b| {
+            let digit = u32::from(b.checked_sub(b'0').filter(|d| *d < 10)?);
+            acc.checked_mul(10)?.checked_add(digit)
+        })
+        .unwrap_or(0)
 }
 
 /// Makes the kernel kill the calling child when its parent dies, and checks

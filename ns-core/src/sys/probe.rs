@@ -5,12 +5,12 @@
 //! (`CONFIG_TIME_NS=n`).
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::kind::{NsKind, NsKinds};
+use crate::sys::fork_local::ForkLocal;
 
 /// The kernel features nsguard depends on.
 #[derive(Clone, Copy, Debug)]
@@ -22,13 +22,19 @@ pub(crate) struct Kernel {
     pub(crate) close_range: bool,
 }
 
-/// The running kernel's features, probed on first use.
+/// The running kernel's features, probed on first use (once per fork
+/// generation: a `OnceLock` being filled by another thread at a fork would
+/// make a forked child wait forever).
 pub(crate) fn kernel() -> &'static Kernel {
-    static KERNEL: OnceLock<Kernel> = OnceLock::new();
-    KERNEL.get_or_init(|| Kernel {
-        kinds: probe_kinds(),
-        close_range: probe_close_range(),
-    })
+    static KERNEL: ForkLocal<Kernel> = ForkLocal::new();
+    let probed = KERNEL.get_or_try_make(|| {
+        Ok::<_, std::convert::Infallible>(Kernel {
+            kinds: probe_kinds(),
+            close_range: probe_close_range(),
+        })
+    });
+    let Ok(kernel) = probed;
+    kernel
 }
 
 /// Whether the running kernel has namespaces of `kind`.

@@ -1,19 +1,21 @@
 //! The per-thread facts besides namespaces that a body could change and
 //! that later bodies on the same worker would inherit: credentials,
 //! capabilities (all five sets), `no_new_privs`, seccomp filters,
-//! securebits, and the thread's filesystem context.
+//! securebits, the signal mask, CPU affinity, speculation controls, the
+//! execution domain (personality), scheduling (policy, nice, priority,
+//! I/O priority), the timer slack, the fd table, and the filesystem
+//! context (root, cwd and umask, with the mount each directory is seen
+//! through).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::errno::Errno;
-use crate::sys;
+use crate::sys::{self, DirId, Shared};
 
-/// The lines of `/proc/thread-self/status` that describe per-thread state a
-/// body can change with raw system calls (`setresuid`, `setgroups`,
-/// `capset`, `PR_CAPBSET_DROP`, `PR_CAP_AMBIENT`, `PR_SET_NO_NEW_PRIVS`,
-/// `seccomp`). One read covers them all, exactly.
-const STATUS_KEYS: [&str; 11] = [
+/// The lines of `/proc/thread-self/status` that hold credentials: what the
+/// origin thread must share with the main thread.
+const CREDENTIAL_KEYS: [&str; 11] = [
     "Uid",
     "Gid",
     "Groups",
@@ -27,26 +29,58 @@ const STATUS_KEYS: [&str; 11] = [
     "Seccomp_filters",
 ];
 
-/// Where a thread's root, cwd and umask live.
+/// The other lines of `/proc/thread-self/status` that describe per-thread
+/// state a body can change with raw system calls: the signal mask
+/// (`pthread_sigmask`), the CPU affinity (`sched_setaffinity`) and the
+/// speculation controls (`PR_SET_SPECULATION_CTRL`). One read covers these
+/// and the credentials (`setresuid`, `setgroups`, `capset`,
+/// `PR_CAPBSET_DROP`, `PR_CAP_AMBIENT`, `PR_SET_NO_NEW_PRIVS`, `seccomp`),
+/// exactly.
+const OTHER_KEYS: [&str; 4] = [
+    "SigBlk",
+    "Cpus_allowed",
+    "Speculation_Store_Bypass",
+    "SpeculationIndirectBranch",
+];
+
+/// Whether a thread shares something with the origin thread, hence with
+/// the process.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Fs {
-    /// Shared with the origin thread, hence with the process
-    /// (`kcmp(KCMP_FS)`).
+enum Sharing {
+    /// Shared (`kcmp`).
     Shared,
-    /// Private to the thread (after `unshare(CLONE_FS)`): root and cwd as
-    /// `(st_dev, st_ino)`; the umask is among the status lines.
-    Private { root: (u64, u64), cwd: (u64, u64) },
-    /// Not shared with the origin thread although it should be.
+    /// Not shared although it should be.
     Detached,
     /// `kcmp` is not available: sharing cannot be checked.
     Unknown,
+}
+
+/// Where a thread's root, cwd and umask live.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fs {
+    /// Shared with the origin thread, or not.
+    Process(Sharing),
+    /// Private to the thread (after `unshare(CLONE_FS)`): root and cwd,
+    /// with their mounts; the umask is among the status lines.
+    Private { root: DirId, cwd: DirId },
+}
+
+/// What system calls report of a thread's scheduling and execution.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Execution {
+    securebits: i32,
+    personality: u32,
+    timer_slack: i64,
+    sched: [u64; 7],
+    ioprio: i32,
 }
 
 /// A snapshot of a thread's facts; equal snapshots mean nothing changed.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct Facts {
     status: Vec<u8>,
-    securebits: i32,
+    execution: Execution,
+    files: Sharing,
     fs: Fs,
 }
 
@@ -59,7 +93,7 @@ pub(crate) struct FactsReader {
     /// `/proc/thread-self`, `O_PATH`, for `root` and `cwd`.
     task: OwnedFd,
     tid: i32,
-    /// The thread whose fs context is the process's.
+    /// The thread whose fd table and fs context are the process's.
     origin_tid: i32,
 }
 
@@ -86,7 +120,8 @@ impl FactsReader {
         }
         Ok(Facts {
             status,
-            securebits: sys::securebits()?,
+            execution: execution()?,
+            files: self.sharing(Shared::Files),
             fs: self.fs(private_fs)?,
         })
     }
@@ -105,33 +140,55 @@ impl FactsReader {
             }
         }
         Ok(rest.is_empty()
-            && sys::securebits()? == facts.securebits
+            && execution()? == facts.execution
+            && self.sharing(Shared::Files) == facts.files
             && self.fs(private_fs)? == facts.fs)
+    }
+
+    /// Whether the thread shares `what` with the origin thread.
+    fn sharing(&self, what: Shared) -> Sharing {
+        if self.tid == self.origin_tid {
+            return Sharing::Shared;
+        }
+        match sys::kcmp(self.tid, self.origin_tid, what) {
+            Ok(true) => Sharing::Shared,
+            Ok(false) => Sharing::Detached,
+            Err(_) => Sharing::Unknown,
+        }
     }
 
     fn fs(&self, private_fs: bool) -> Result<Fs, Errno> {
         Ok(if private_fs {
             Fs::Private {
-                root: sys::stat_at(self.task.as_fd(), "root")?,
-                cwd: sys::stat_at(self.task.as_fd(), "cwd")?,
+                root: sys::dir_id_at(self.task.as_fd(), c"root")?,
+                cwd: sys::dir_id_at(self.task.as_fd(), c"cwd")?,
             }
-        } else if self.tid == self.origin_tid {
-            Fs::Shared
         } else {
-            match sys::kcmp_fs(self.tid, self.origin_tid) {
-                Ok(true) => Fs::Shared,
-                Ok(false) => Fs::Detached,
-                Err(_) => Fs::Unknown,
-            }
+            Fs::Process(self.sharing(Shared::Fs))
         })
     }
+}
+
+/// What system calls report of the calling thread's execution.
+fn execution() -> Result<Execution, Errno> {
+    Ok(Execution {
+        securebits: sys::securebits()?,
+        personality: sys::personality()?,
+        timer_slack: sys::timer_slack()?,
+        sched: sys::sched_attr()?,
+        ioprio: sys::ioprio()?,
+    })
 }
 
 /// The lines of a status text that [`Facts`] keep, in order.
 fn wanted_lines(text: &[u8], private_fs: bool) -> impl Iterator<Item = &[u8]> {
     text.split(|b| *b == b'\n').filter(move |line| {
         let key = line.split(|b| *b == b':').next().unwrap_or_default();
-        STATUS_KEYS.iter().any(|k| k.as_bytes() == key) || (private_fs && key == b"Umask")
+        CREDENTIAL_KEYS
+            .iter()
+            .chain(&OTHER_KEYS)
+            .any(|k| k.as_bytes() == key)
+            || (private_fs && key == b"Umask")
     })
 }
 
@@ -149,8 +206,11 @@ impl Facts {
             .filter(|line| !before.contains(line))
             .map(|line| line.replace('\t', " "))
             .collect();
-        if self.securebits != now.securebits {
-            out.push(format!("securebits {:#x}", now.securebits));
+        if self.execution != now.execution {
+            out.push(format!("{:?} (was {:?})", now.execution, self.execution));
+        }
+        if self.files != now.files {
+            out.push(format!("fd table {:?} (was {:?})", now.files, self.files));
         }
         if self.fs != now.fs {
             out.push(format!("fs context {:?} (was {:?})", now.fs, self.fs));
@@ -161,18 +221,23 @@ impl Facts {
     /// Whether the thread shares its fs context with the process, as far
     /// as can be told.
     pub(crate) fn shares_fs(&self) -> bool {
-        matches!(self.fs, Fs::Shared | Fs::Unknown)
+        matches!(self.fs, Fs::Process(Sharing::Shared | Sharing::Unknown))
     }
 
-    /// The status lines present in both, compared: the credentials and
-    /// capability lines of another thread (read from
-    /// `/proc/self/task/<tid>/status`).
+    /// Whether the thread shares its fd table with the process, as far as
+    /// can be told.
+    pub(crate) fn shares_files(&self) -> bool {
+        matches!(self.files, Sharing::Shared | Sharing::Unknown)
+    }
+
+    /// The credential lines compared with another thread's status text
+    /// (the main thread's `/proc/self/status`).
     pub(crate) fn same_credentials_as(&self, status_text: &[u8]) -> Result<(), String> {
         let mine = String::from_utf8_lossy(&self.status);
         let theirs = String::from_utf8_lossy(status_text);
         for line in mine.lines() {
             let key = line.split(':').next().unwrap_or_default();
-            if key == "Umask" {
+            if !CREDENTIAL_KEYS.contains(&key) {
                 continue;
             }
             let other = theirs

@@ -6,15 +6,28 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
+use crate::errno::Errno;
 use crate::error::{Error, Result};
 use crate::kind::{NsKind, NsKinds};
 use crate::sys;
+use crate::sys::fork_local;
+
+/// Which task a per-thread cache belongs to: the thread id, and the fork
+/// generation. A child forked from a thread inherits its thread-locals but
+/// is another task, and may even have the same thread id (the first
+/// thread of a new pid namespace is 1, like its parent's may be): the
+/// generation tells them apart.
+type TaskKey = (libc::pid_t, u64);
+
+fn task_key() -> TaskKey {
+    fork_local::count_forks();
+    (nix::unistd::gettid().as_raw(), fork_local::generation())
+}
 
 thread_local! {
-    /// `/proc/thread-self/ns` of this thread, opened `O_PATH`, with the tid
-    /// it was opened on: a child forked from this thread inherits the
-    /// thread-local but is another task, so the tid is checked on each use.
-    static NS_DIR: RefCell<Option<(libc::pid_t, Rc<OwnedFd>)>> = const { RefCell::new(None) };
+    /// `/proc/thread-self/ns` of this thread, opened `O_PATH`, with the
+    /// task it was opened on ([`TaskKey`]), checked on each use.
+    static NS_DIR: RefCell<Option<(TaskKey, Rc<OwnedFd>)>> = const { RefCell::new(None) };
 }
 
 /// The directory [`ns_dir`] opens.
@@ -24,12 +37,12 @@ pub(crate) const THREAD_NS_DIR: &str = "/proc/thread-self/ns";
 /// thread: resolving names in it skips the walk through `/proc` that the
 /// full path costs on every call.
 pub(crate) fn ns_dir() -> Result<Rc<OwnedFd>> {
-    let tid = nix::unistd::gettid().as_raw();
+    let key = task_key();
     let cached = NS_DIR
         .try_with(|c| {
             c.borrow()
                 .as_ref()
-                .filter(|(t, _)| *t == tid)
+                .filter(|(k, _)| *k == key)
                 .map(|(_, fd)| Rc::clone(fd))
         })
         .ok()
@@ -37,27 +50,33 @@ pub(crate) fn ns_dir() -> Result<Rc<OwnedFd>> {
     if let Some(fd) = cached {
         return Ok(fd);
     }
-    let fd = sys::open_dir(Path::new(THREAD_NS_DIR)).map_err(|errno| Error::Io {
-        op: "opening",
-        kind: None,
-        path: Some(THREAD_NS_DIR.into()),
-        errno,
+    let fd = sys::open_dir(Path::new(THREAD_NS_DIR)).map_err(|errno| match errno {
+        // /proc is mounted (it has an init) but does not show this thread.
+        Errno::ENOENT if Path::new("/proc/1").exists() => Error::ForeignProc {
+            path: THREAD_NS_DIR.into(),
+        },
+        errno => Error::Io {
+            op: "opening",
+            kind: None,
+            path: Some(THREAD_NS_DIR.into()),
+            errno,
+        },
     })?;
     let fd = Rc::new(fd);
-    let _ = NS_DIR.try_with(|c| *c.borrow_mut() = Some((tid, Rc::clone(&fd))));
+    let _ = NS_DIR.try_with(|c| *c.borrow_mut() = Some((key, Rc::clone(&fd))));
     Ok(fd)
 }
 
 thread_local! {
     /// This thread's `/proc/thread-self/ns/<kind>` links themselves, opened
-    /// `O_PATH|O_NOFOLLOW` on first use, with the tid they were opened on
+    /// `O_PATH|O_NOFOLLOW` on first use, with the task they were opened on
     /// (as for [`NS_DIR`]).
     static LINKS: RefCell<Links> =
-        const { RefCell::new((0, [const { None }; NsKind::COUNT])) };
+        const { RefCell::new(((0, 0), [const { None }; NsKind::COUNT])) };
 }
 
-/// The tid the links were opened on, and an fd of each kind's link.
-type Links = (libc::pid_t, [Option<OwnedFd>; NsKind::COUNT]);
+/// The task the links were opened on, and an fd of each kind's link.
+type Links = (TaskKey, [Option<OwnedFd>; NsKind::COUNT]);
 
 /// Reads the inode number of the calling thread's namespace of each of
 /// `kinds` (for pid and time: the one its children get) from its link,
@@ -79,10 +98,10 @@ pub(crate) fn each_current_ino(
     };
     // Once per batch: a child forked from this thread inherits the fds of
     // the parent's links, which would read the parent thread.
-    let tid = nix::unistd::gettid().as_raw();
+    let key = task_key();
     let mut read_all = |links: &mut Links| -> Result<bool> {
-        if links.0 != tid {
-            *links = (tid, [const { None }; NsKind::COUNT]);
+        if links.0 != key {
+            *links = (key, [const { None }; NsKind::COUNT]);
         }
         for kind in kinds {
             let slot = &mut links.1[kind.index()];
@@ -105,6 +124,6 @@ pub(crate) fn each_current_ino(
     match LINKS.try_with(|links| read_all(&mut links.borrow_mut())) {
         Ok(result) => result,
         // The thread is exiting: read through fds of its own instead.
-        Err(_) => read_all(&mut (tid, [const { None }; NsKind::COUNT])),
+        Err(_) => read_all(&mut (key, [const { None }; NsKind::COUNT])),
     }
 }

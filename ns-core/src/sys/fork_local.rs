@@ -19,17 +19,20 @@ extern "C" fn in_forked_child() {
     FORKS.fetch_add(1, Ordering::AcqRel);
 }
 
-/// How many times this process's ancestors forked since nsguard first
-/// published a [`ForkLocal`] value: what was made in another generation
+/// How many times this process's ancestors forked since nsguard started
+/// counting ([`count_forks`]): what was made in another generation
 /// belongs to another process, whose threads this one does not have.
 pub(crate) fn generation() -> u64 {
     FORKS.load(Ordering::Acquire)
 }
 
-/// Starts counting forks (once per process; later calls do nothing).
-fn count_forks() {
+/// Starts counting forks (once per process; later calls do nothing). Call
+/// it before anything is stamped with a [`generation`].
+pub(crate) fn count_forks() {
     static REGISTERED: AtomicBool = AtomicBool::new(false);
-    if !REGISTERED.swap(true, Ordering::AcqRel) {
+    // A load first: this runs on every use of a fork-local value, and a
+    // swap would write the shared cache line each time.
+    if !REGISTERED.load(Ordering::Acquire) && !REGISTERED.swap(true, Ordering::AcqRel) {
         // SAFETY: registers a handler that only increments an atomic, which
         // is async-signal-safe and so allowed in a forked child.
         unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
@@ -54,6 +57,15 @@ impl<T> ForkLocal<T> {
         ForkLocal {
             current: AtomicPtr::new(ptr::null_mut()),
         }
+    }
+
+    /// The value of this generation, if it was made.
+    pub(crate) fn get(&'static self) -> Option<&'static T> {
+        count_forks();
+        let current = self.current.load(Ordering::Acquire);
+        // SAFETY: as in `get_or_try_make`: published values are never freed.
+        let published = unsafe { current.as_ref() }?;
+        (published.generation == generation()).then_some(&published.value)
     }
 
     /// The value of this generation, made by `make` if there is none yet.
