@@ -583,7 +583,46 @@ fn main() {
         black_box(unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) });
     });
     part("  check: prctl(PR_GET_SECUREBITS)", securebits.cpu);
-    let floor = by_fd.cpu + status_cost.cpu + kcmp_cost.cpu + securebits.cpu;
+    let kcmp_files = measure(budget, || {
+        // SAFETY: kcmp(KCMP_FILES) reads no user memory.
+        let r = unsafe { libc::syscall(libc::SYS_kcmp, 0, 0, 2, 0, 0) };
+        black_box((r, tid));
+    });
+    part(
+        "  check: kcmp(KCMP_FILES) against the origin thread",
+        kcmp_files.cpu,
+    );
+    let persona = measure(budget, || {
+        // SAFETY: personality(0xffffffff) only reads it.
+        black_box(unsafe { libc::personality(0xffff_ffff) });
+    });
+    part("  check: personality(0xffffffff)", persona.cpu);
+    let slack = measure(budget, || {
+        // SAFETY: PR_GET_TIMERSLACK takes no pointer.
+        black_box(unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) });
+    });
+    part("  check: prctl(PR_GET_TIMERSLACK)", slack.cpu);
+    let mut attr = [0u64; 7];
+    let sched = measure(budget, || {
+        // SAFETY: sched_getattr(2) writes at most 56 bytes into `attr`.
+        let r = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, attr.as_mut_ptr(), 56, 0) };
+        black_box(r);
+    });
+    part("  check: sched_getattr", sched.cpu);
+    let ioprio = measure(budget, || {
+        // SAFETY: ioprio_get(2) takes integers only.
+        black_box(unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) });
+    });
+    part("  check: ioprio_get", ioprio.cpu);
+    let floor = by_fd.cpu
+        + status_cost.cpu
+        + kcmp_cost.cpu
+        + securebits.cpu
+        + kcmp_files.cpu
+        + persona.cpu
+        + slack.cpu
+        + sched.cpu
+        + ioprio.cpu;
     part("  the check's floor: the sum of its system calls", floor);
 
     // The cost against the number of namespaces used in turn, for every
