@@ -129,6 +129,7 @@
 //! | time | no: `EUSERS` in a multithreaded process | no | create with [`NsSet::unshare`]; enter with [`CommandExt::spawn_in`] |
 //! | user | no: `EINVAL` in a multithreaded process | no | create with [`NsSet::unshare`] (a forked helper); enter with [`CommandExt::spawn_in`] |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 #[cfg(not(target_os = "linux"))]
@@ -141,10 +142,10 @@ pub use nsguard_macros::in_namespace;
 pub use nsguard_core::netns;
 #[cfg(target_os = "linux")]
 pub use nsguard_core::{
-    is_poisoned, poison_reason, CommandExt, Credentials, Errno, Error, Executor, ExecutorBuilder,
-    IdMap, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet, ParseKindError, Pool,
-    PoolBuilder, Result, Retired, RunAsync, SetIntoIter, SetIter, SharedError, Stats, Unshare,
-    WorkerCause, NETNS_DIRS,
+    is_poisoned, poison_reason, stray_threads, CommandExt, Credentials, Errno, Error, Executor,
+    ExecutorBuilder, IdMap, KindsIter, Namespace, NsGuard, NsId, NsKind, NsKinds, NsSet,
+    ParseKindError, Pool, PoolBuilder, Result, Retired, RunAsync, SetIntoIter, SetIter,
+    SharedError, Stats, StrayThread, ThreadOwner, Unshare, WorkerCause, NETNS_DIRS,
 };
 
 #[cfg(target_os = "linux")]

@@ -185,6 +185,25 @@ pub enum Error {
         errno: Errno,
     },
 
+    /// The name of a namespace was removed, but threads of this process are
+    /// still inside it and keep it alive: threads a body or a guard's scope
+    /// started inside (a new thread inherits the namespaces of the thread
+    /// that creates it). They stay inside until they exit.
+    #[error(
+        "{} was removed, but threads of this process are still inside the namespace and keep \
+         it alive: {}; they were started inside (by a body, or while a guard was alive) and \
+         stay there until they exit; see nsguard::stray_threads",
+        path.display(),
+        threads.join(", ")
+    )]
+    #[non_exhaustive]
+    ThreadsInside {
+        /// The path that was removed.
+        path: PathBuf,
+        /// The threads, as `tid (name)`.
+        threads: Vec<String>,
+    },
+
     /// The path exists but is not a namespace file (nsfs).
     #[error(
         "{} is not a namespace file: it is {found}; expected a {kind} namespace such as \
@@ -561,6 +580,7 @@ impl Error {
             | Error::ForeignProc { path }
             | Error::NotPersisted { path, .. }
             | Error::NotANamespaceDir { path, .. }
+            | Error::ThreadsInside { path, .. }
             | Error::WrongKind { path, .. } => Some(path),
             Error::PermissionDenied { path, .. }
             | Error::Enter { path, .. }
@@ -601,9 +621,10 @@ impl Error {
                 .downcast_ref::<io::Error>()
                 .map_or(io::ErrorKind::Other, io::Error::kind),
             Error::InvalidConfig { .. } => io::ErrorKind::InvalidInput,
-            Error::Poisoned { .. } | Error::Worker { .. } | Error::Setup { .. } => {
-                io::ErrorKind::Other
-            }
+            Error::Poisoned { .. }
+            | Error::Worker { .. }
+            | Error::Setup { .. }
+            | Error::ThreadsInside { .. } => io::ErrorKind::Other,
         }
     }
 

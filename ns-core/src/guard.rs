@@ -10,6 +10,7 @@ use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds, SETNS_ORDER};
 use crate::process::origin;
 use crate::sys;
+use crate::thread::owners::{Owned, Role};
 use crate::thread::{marks, ns_links};
 
 /// The calling thread, switched into the namespaces of an [`NsSet`] by
@@ -84,6 +85,9 @@ pub struct NsGuard {
     switched: NsKinds,
     /// False once [`NsGuard::restore`] has run.
     armed: bool,
+    /// For the outermost guard of a thread: counts the thread among those
+    /// nsguard has switched (see [`stray_threads`](crate::stray_threads)).
+    _owned: Option<Owned>,
     /// Makes the guard `!Send` and `!Sync`.
     _thread_bound: PhantomData<*const ()>,
 }
@@ -231,11 +235,13 @@ fn enter(set: &NsSet) -> Result<NsGuard> {
         switched.insert(target.kind());
         restore.push(here);
     }
+    let level = marks::push_guard();
     Ok(NsGuard {
-        level: marks::push_guard(),
+        level,
         restore,
         switched,
         armed: true,
+        _owned: (level == 1).then(|| Owned::register(Role::Guard)),
         _thread_bound: PhantomData,
     })
 }

@@ -7,6 +7,9 @@
 //! the modules below: each layer uses only the layers before it.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (see Cargo.toml): feature-gated items
+// say which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -64,6 +67,8 @@ mod guard;
 #[allow(missing_debug_implementations)]
 pub mod __private;
 #[cfg(target_os = "linux")]
+mod census;
+#[cfg(target_os = "linux")]
 mod create;
 #[cfg(target_os = "linux")]
 pub mod netns;
@@ -74,6 +79,8 @@ mod sockets;
 #[cfg(target_os = "linux")]
 mod spawn;
 
+#[cfg(target_os = "linux")]
+pub use census::{stray_threads, StrayThread, ThreadOwner};
 #[cfg(target_os = "linux")]
 pub use create::{IdMap, Unshare};
 #[cfg(target_os = "linux")]

@@ -37,6 +37,8 @@ use crate::handle::namespace::{validate_name, Namespace, NETNS_DIRS};
 use crate::handle::reentry::in_initial_user_ns;
 use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
+use crate::thread::census::tasks;
+use crate::thread::owners::role_of;
 
 /// The directory `ip netns` keeps named network namespaces in.
 pub const RUN_DIR: &str = NETNS_DIRS[0];
@@ -177,7 +179,9 @@ pub fn add(name: &str) -> Result<Namespace> {
 ///
 /// [`Error::InvalidName`]; [`Error::NotFound`] if there is no such name;
 /// [`Error::PermissionDenied`] without `CAP_SYS_ADMIN`; [`Error::Worker`]
-/// if a worker was still inside after 10 s (it could not leave).
+/// if a worker was still inside after 10 s (it could not leave);
+/// [`Error::ThreadsInside`], naming them, if other threads of this process
+/// are inside and keep the namespace alive (the name is gone all the same).
 ///
 /// # Examples
 ///
@@ -200,9 +204,21 @@ pub fn delete(name: &str) -> Result<()> {
     let path = path_of(name)?;
     let ino = std::fs::metadata(&path).map(|m| m.ino()).ok();
     Namespace::unpersist(&path, NsKind::Net)?;
-    match ino {
-        Some(ino) => wait_until_left(ino, std::time::Duration::from_secs(10)),
-        None => Ok(()),
+    let Some(ino) = ino else {
+        return Ok(());
+    };
+    wait_until_left(ino, std::time::Duration::from_secs(10))?;
+    // Threads of this process that keep it alive (started inside by a body
+    // or under a guard), other than nsguard's own.
+    let threads: Vec<String> = tasks()?
+        .into_iter()
+        .filter(|t| t.location.get(NsKind::Net) == ino && role_of(t.tid).is_none())
+        .map(|t| format!("{} ({})", t.tid, t.name))
+        .collect();
+    if threads.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ThreadsInside { path, threads })
     }
 }
 

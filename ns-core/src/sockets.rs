@@ -225,6 +225,7 @@ mod with_tokio {
         ///
         /// As for [`bind_tcp`](Self::bind_tcp); [`Error::Socket`](crate::Error::Socket)
         /// if the socket cannot be registered with the runtime.
+        #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
         pub async fn bind_tcp_async<A>(&self, addr: A) -> Result<tokio::net::TcpListener>
         where
             A: ToSocketAddrs + fmt::Debug + Send + 'static,
@@ -246,6 +247,7 @@ mod with_tokio {
         /// # Errors
         ///
         /// As for [`connect_tcp`](Self::connect_tcp).
+        #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
         pub async fn connect_tcp_async<A>(
             &self,
             addr: A,
@@ -269,6 +271,7 @@ mod with_tokio {
         /// # Errors
         ///
         /// As for [`bind_udp`](Self::bind_udp).
+        #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
         pub async fn bind_udp_async<A>(&self, addr: A) -> Result<tokio::net::UdpSocket>
         where
             A: ToSocketAddrs + fmt::Debug + Send + 'static,

@@ -196,34 +196,50 @@ fn per_thread_execution_state_retires_the_worker() {
 
 /// On a worker with a root of its own (it entered a mount namespace), a
 /// body that chroots into a non-recursive bind mount of `/` (same device
-/// and inode, but no /proc under it) retires its worker: the next body
-/// sees the namespace's real root.
+/// and inode, but none of the mounts under it) retires its worker: the next
+/// body sees the namespace's real root, with its mounts.
 #[test]
 fn a_chroot_into_a_bind_mount_of_the_root_retires_the_worker() {
     let m = TempNs::new(NsKind::Mnt);
     let set = NsSet::from(Namespace::open(m.path(), NsKind::Mnt).unwrap());
     let executor: Executor = nsguard_suite::capped_executor(1);
-    let proc_seen = || std::path::Path::new("/proc/self/status").exists();
-    let (first, before) = executor.run(&set, || (tid(), proc_seen())).unwrap();
+    // Made here, in this process's mount namespace (and removed with it);
+    // mounted on only inside the test's mount namespace.
+    let marked = tempfile::tempdir().unwrap();
+    let chroot_dir = tempfile::tempdir().unwrap();
+    let marker = marked.path().join("marker");
+    let marker_seen = || marker.exists();
+    let (first, before) = executor
+        .run(&set, || {
+            nix::mount::mount(
+                Some("tmpfs"),
+                marked.path(),
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            )
+            .unwrap();
+            std::fs::write(&marker, b"").unwrap();
+            (tid(), marker_seen())
+        })
+        .unwrap();
     assert!(before);
     executor
         .run(&set, || {
-            // Made inside the test's own mount namespace: gone with it.
-            let dir = tempfile::tempdir().unwrap().keep();
             nix::mount::mount(
                 Some("/"),
-                &dir,
+                chroot_dir.path(),
                 None::<&str>,
                 nix::mount::MsFlags::MS_BIND,
                 None::<&str>,
             )
             .unwrap();
-            nix::unistd::chroot(&dir).unwrap();
+            nix::unistd::chroot(chroot_dir.path()).unwrap();
             std::env::set_current_dir("/").unwrap();
-            assert!(!proc_seen(), "the bind mount is not recursive");
+            assert!(!marker_seen(), "the bind mount is not recursive");
         })
         .unwrap();
-    let (second, after) = executor.run(&set, || (tid(), proc_seen())).unwrap();
+    let (second, after) = executor.run(&set, || (tid(), marker_seen())).unwrap();
     assert_ne!(second, first, "the chrooted worker was reused");
     assert!(after, "a later body saw the chroot");
 }

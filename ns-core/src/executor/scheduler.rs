@@ -4,7 +4,7 @@
 //! exits, which go home when a namespace is let go of.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -98,6 +98,8 @@ pub(crate) struct Scheduler {
     moved: Condvar,
     next_id: AtomicU64,
     pub(crate) counters: Counters,
+    /// Threads reported as left inside by a body, still alive.
+    threads_inside: Mutex<BTreeSet<i32>>,
 }
 
 /// Locks a mutex; a poisoned one (a panic while it was held, which this
@@ -157,6 +159,7 @@ impl Scheduler {
             moved: Condvar::new(),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
+            threads_inside: Mutex::new(BTreeSet::new()),
         }))
     }
 
@@ -555,6 +558,20 @@ impl Scheduler {
                 .0;
         }
         Ok(())
+    }
+
+    /// Records `inside`, threads a body left inside; forgets those that are
+    /// no longer `alive`. Returns those of `inside` not recorded before.
+    pub(crate) fn note_threads_inside(
+        &self,
+        alive: &BTreeSet<i32>,
+        inside: impl Iterator<Item = i32>,
+    ) -> BTreeSet<i32> {
+        let mut known = lock(&self.threads_inside);
+        known.retain(|tid| alive.contains(tid));
+        let new: BTreeSet<i32> = inside.filter(|tid| !known.contains(tid)).collect();
+        known.extend(&new);
+        new
     }
 
     /// A snapshot of the counters.

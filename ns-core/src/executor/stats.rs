@@ -31,6 +31,12 @@ pub struct Stats {
     /// namespace they were in (idle ones at once, busy ones after their
     /// call).
     pub evictions: u64,
+    /// Threads that bodies started inside (in a namespace of their call
+    /// other than home) and left there, seen after calls that grew the
+    /// process's thread count (each counted once; with the post-call check
+    /// only). They stay inside for good:
+    /// [`stray_threads`](crate::stray_threads) lists those still alive.
+    pub threads_left_inside: u64,
     /// Workers retired (never reused), by reason.
     pub retired: Retired,
 }
@@ -87,6 +93,7 @@ pub(crate) struct Counters {
     pub(crate) waits_at_cap: AtomicU64,
     pub(crate) nested_beyond_cap: AtomicU64,
     pub(crate) evictions: AtomicU64,
+    pub(crate) threads_left_inside: AtomicU64,
     retired: [AtomicU64; 5],
 }
 
@@ -111,6 +118,7 @@ impl Counters {
             overflowed,
             nested_beyond_cap: get(&self.nested_beyond_cap),
             evictions: get(&self.evictions),
+            threads_left_inside: get(&self.threads_left_inside),
             retired: Retired {
                 switch_failed: r(Retirement::SwitchFailed),
                 namespaces_changed: r(Retirement::NamespacesChanged),

@@ -11,9 +11,11 @@ use crate::executor::stats::{Counters, Retirement};
 use crate::executor::task::Task;
 use crate::kind::NsKind;
 use crate::sys;
+use crate::thread::census;
 use crate::thread::facts::{Facts, FactsReader};
 use crate::thread::location::{tracked, Location};
 use crate::thread::marks;
+use crate::thread::owners::{role_of, Owned, Role};
 
 /// Where a worker is, and what it was like when it was last known good.
 struct State {
@@ -23,6 +25,11 @@ struct State {
     /// Whether it has a root and cwd of its own (it entered a mount
     /// namespace).
     private_fs: bool,
+    /// The process's thread count at the last check: when it grew, a body
+    /// may have started threads inside.
+    threads: Option<u32>,
+    /// Counts this thread among nsguard's own (for the census).
+    _owned: Owned,
 }
 
 /// A worker's place among the executor's live workers: given back when the
@@ -133,9 +140,11 @@ fn start(scheduler: &Scheduler) -> Result<State> {
     let facts = reader.read(false).map_err(io)?;
     Ok(State {
         location,
+        threads: reader.threads(),
         reader,
         facts,
         private_fs: false,
+        _owned: Owned::register(Role::Worker),
     })
 }
 
@@ -155,6 +164,7 @@ fn retire(scheduler: &Scheduler, why: Retirement) {
 /// and it is not poisoned.
 fn serve(scheduler: &Scheduler, state: &mut State, task: Task, id: u64) -> Result<(), Retirement> {
     let before = state.location;
+    let task_location = task.desired;
     let switched = switch(scheduler, state, &task.target(), &task.desired);
     if state.location != before {
         scheduler.relocate(id, state.location);
@@ -175,8 +185,48 @@ fn serve(scheduler: &Scheduler, state: &mut State, task: Task, id: u64) -> Resul
     }
     if scheduler.config.check_after_call {
         check_unchanged(state)?;
+        let threads = state.reader.threads();
+        if threads > state.threads {
+            report_threads_left_inside(scheduler, &task_location);
+        }
+        state.threads = threads;
     }
     Ok(())
+}
+
+/// The process has more threads than at the worker's last check: reports
+/// every thread that is not nsguard's and is in a namespace of this call
+/// that is not home, once (a tracing event, and `Stats`). Such a thread
+/// was started inside by a body (or switched by itself), and stays there.
+fn report_threads_left_inside(scheduler: &Scheduler, call: &Location) {
+    let home = &scheduler.home_location;
+    let Ok(tasks) = census::tasks() else {
+        return;
+    };
+    let alive = tasks.iter().map(|t| t.tid).collect();
+    let inside: Vec<_> = tasks
+        .into_iter()
+        .filter(|t| role_of(t.tid).is_none())
+        .filter(|t| {
+            tracked().any(|k| {
+                let ino = t.location.get(k);
+                ino == call.get(k) && ino != home.get(k)
+            })
+        })
+        .collect();
+    let new = scheduler.note_threads_inside(&alive, inside.iter().map(|t| t.tid));
+    for task in inside.iter().filter(|t| new.contains(&t.tid)) {
+        crate::trace::event!(
+            tracing::Level::WARN,
+            tid = task.tid,
+            name = %task.name,
+            namespaces = %task.location.differing(home),
+            "a body left a thread inside its namespaces; it stays there"
+        );
+        #[cfg(not(feature = "tracing"))]
+        let _ = task;
+    }
+    Counters::add(&scheduler.counters.threads_left_inside, new.len() as u64);
 }
 
 /// The exact check after a call: the body may have called setns/unshare,

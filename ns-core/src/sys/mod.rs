@@ -27,7 +27,7 @@ pub(crate) use fd::{
     describe_mode, dir_id_at, is_nsfs, open, open_at, open_dir, pread_into, socket, stat, DirId,
 };
 pub(crate) use fork::{ChildCreds, ChildFailure, ChildPlan, ChildStep, ForkedHelper};
-pub(crate) use ns_link::{link_ino, open_link_at};
+pub(crate) use ns_link::{link_ino, open_link_at, parse_link_ino as ino_in_link};
 pub(crate) use nsfs::{
     make_mounts_private, ns_get_nstype, ns_get_parent, ns_get_userns, setns, unshare_fs,
 };

@@ -43,7 +43,7 @@ pub(crate) fn link_ino(link: BorrowedFd<'_>) -> Result<u64, Errno> {
 }
 
 /// The inode number in a namespace link's text, `net:[4026531833]`.
-fn parse_link_ino(text: &[u8]) -> Option<u64> {
+pub(crate) fn parse_link_ino(text: &[u8]) -> Option<u64> {
     let open = text.iter().position(|b| *b == b'[')?;
     let digits = text.get(open + 1..)?.strip_suffix(b"]")?;
     if digits.is_empty() {

@@ -126,6 +126,16 @@ impl FactsReader {
         })
     }
 
+    /// The process's thread count (`Threads:`), from the status text the
+    /// last [`read`](Self::read) or [`unchanged`](Self::unchanged) read.
+    pub(crate) fn threads(&self) -> Option<u32> {
+        self.text
+            .split(|b| *b == b'\n')
+            .find_map(|line| line.strip_prefix(b"Threads:"))
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .and_then(|n| n.trim().parse().ok())
+    }
+
     /// Whether the calling thread's facts are still `facts`: what [`read`]
     /// compares, without building a snapshot (this runs after every call).
     ///

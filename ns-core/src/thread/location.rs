@@ -1,9 +1,11 @@
 //! [`Location`]: where a thread is, the inode of its namespace of every
 //! kind a thread can change.
 
-use crate::error::Result;
+use crate::errno::Errno;
+use crate::error::{Error, Result};
 use crate::id::NsId;
 use crate::kind::{NsKind, NsKinds, SETNS_ORDER};
+use crate::sys::ino_in_link;
 use crate::sys::probe;
 use crate::thread::ns_links;
 
@@ -43,6 +45,36 @@ impl Location {
             true
         })?;
         Ok(Location { inos })
+    }
+
+    /// Where the thread whose `ns` directory is `dir` is (another thread of
+    /// the process: `/proc/self/task/<tid>/ns`), read link by link.
+    pub(crate) fn of_task(dir: &std::path::Path) -> Result<Location> {
+        let mut inos = [0; NsKind::COUNT];
+        for kind in tracked() {
+            let path = dir.join(kind.thread_proc_name());
+            let text = std::fs::read_link(&path).map_err(|e| Error::Io {
+                op: "reading",
+                kind: Some(kind),
+                path: Some(path.clone()),
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            })?;
+            inos[kind.index()] =
+                ino_in_link(text.as_os_str().as_encoded_bytes()).ok_or(Error::Io {
+                    op: "parsing",
+                    kind: Some(kind),
+                    path: Some(path),
+                    errno: Errno::EINVAL,
+                })?;
+        }
+        Ok(Location { inos })
+    }
+
+    /// The kinds in which this location and `other` differ.
+    pub(crate) fn differing(&self, other: &Location) -> NsKinds {
+        tracked()
+            .filter(|k| self.get(*k) != other.get(*k))
+            .collect()
     }
 
     /// Whether the calling thread is still exactly here, for every tracked
