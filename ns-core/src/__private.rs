@@ -187,5 +187,5 @@ where
     F: std::future::Future<Output = T> + Send + 'a,
     T: Send + 'a,
 {
-    RunFuture::new(*target, fut)
+    RunFuture::new(None, *target, fut)
 }

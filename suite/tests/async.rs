@@ -157,3 +157,34 @@ async fn concurrent_async_bodies_are_polled_inside_only() {
         assert_eq!(task.await.unwrap(), 20);
     }
 }
+
+/// `run_future`: every poll of any future runs on a worker inside, on the
+/// global executor or a private one; the caller's thread never moves.
+#[test]
+fn run_future_polls_any_future_inside() {
+    use std::task::Poll;
+    let a = TempNs::new(NsKind::Net);
+    let set = nsguard_suite::net_set(&a);
+    let here = thread_ino(NsKind::Net);
+    // A future that is pending once, recording where each poll ran.
+    let polls = std::sync::Mutex::new(Vec::new());
+    let mut first = true;
+    let fut = std::future::poll_fn(|cx| {
+        polls.lock().unwrap().push(thread_ino(NsKind::Net));
+        if std::mem::take(&mut first) {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        } else {
+            Poll::Ready(7)
+        }
+    });
+    assert_eq!(nsguard_suite::block_on(set.run_future(fut)).unwrap(), 7);
+    assert_eq!(*polls.lock().unwrap(), [a.ino(), a.ino()]);
+    assert_eq!(thread_ino(NsKind::Net), here);
+
+    let executor = nsguard_suite::capped_executor(1);
+    let seen =
+        nsguard_suite::block_on(executor.run_future(&set, async { thread_ino(NsKind::Net) }));
+    assert_eq!(seen.unwrap(), a.ino());
+    assert_eq!(executor.stats().calls, 1);
+}

@@ -60,6 +60,10 @@ impl NsSet {
     /// Threads `f` starts stay in the namespaces for good; work `f` hands to
     /// a thread pool started elsewhere runs outside them.
     ///
+    /// For async code use [`run_future`](Self::run_future): `set.run(||
+    /// async { .. })` only makes the future inside; it is then polled
+    /// outside, on the caller's thread.
+    ///
     /// # Errors
     ///
     /// - [`Error::UnsupportedOnThread`](crate::Error::UnsupportedOnThread) if the set has a time or user

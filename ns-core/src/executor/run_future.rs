@@ -1,5 +1,6 @@
 //! [`RunFuture`]: a future whose every poll runs on a worker inside
-//! namespaces, what `#[in_namespace] async fn` expands to.
+//! namespaces: [`NsSet::run_future`], [`Executor::run_future`], and what
+//! `#[in_namespace] async fn` expands to.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,6 +9,7 @@ use std::task::{Context, Poll};
 use crate::error::{Error, Result, WorkerCause};
 use crate::executor::handle::Executor;
 use crate::executor::set_ref::SetRef;
+use crate::handle::set::NsSet;
 use crate::process::user_code::drop_contained;
 
 /// Polls `fut` on workers inside `target`, one poll per handoff: what
@@ -17,16 +19,99 @@ use crate::process::user_code::drop_contained;
 /// so that its locals' destructors run in the namespaces, never on the
 /// caller's thread.
 pub(crate) struct RunFuture<'a, F: Future + Send> {
+    /// The executor whose workers poll it; `None`: the global one.
+    executor: Option<&'a Executor>,
     target: SetRef<'a>,
     fut: Option<Pin<Box<F>>>,
 }
 
 impl<'a, F: Future + Send> RunFuture<'a, F> {
-    pub(crate) fn new(target: SetRef<'a>, fut: F) -> RunFuture<'a, F> {
+    /// `fut`, polled on `executor`'s workers (`None`: the global
+    /// executor's) inside `target`.
+    pub(crate) fn new(executor: Option<&'a Executor>, target: SetRef<'a>, fut: F) -> Self {
         RunFuture {
+            executor,
             target,
             fut: Some(Box::pin(fut)),
         }
+    }
+
+    fn executor(&self) -> Result<&'a Executor> {
+        match self.executor {
+            Some(executor) => Ok(executor),
+            None => Executor::global(),
+        }
+    }
+}
+
+impl NsSet {
+    /// Runs the future `fut` with every poll on a worker of the
+    /// [global executor](Executor::global) inside the set: what an
+    /// `#[in_namespace] async fn` does, for any future (an `async` block, a
+    /// client's request). Sockets and timers it makes belong to the
+    /// namespaces, and with the `tokio` feature to the runtime that polls
+    /// the returned future. Each poll hands the future to a worker and
+    /// waits for that one poll, so polls must be short, as async code's
+    /// are. The future is dropped inside too, also when the returned
+    /// future is cancelled.
+    ///
+    /// Use this, not [`run`](Self::run), for async code: `set.run(|| async
+    /// { .. })` only makes the future inside, and it is then polled
+    /// outside, on the caller's thread.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`NsSet::run`]; `fut`'s own output is the value.
+    ///
+    /// # Panics
+    ///
+    /// A panic of `fut` is re-raised where the returned future is polled.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use nsguard::{NsKind, NsSet};
+    ///
+    /// let set = NsSet::unshare(NsKind::Net)?;
+    /// let names = set
+    ///     .run_future(async {
+    ///         // polled inside: netlink and sockets see the set's namespace
+    ///         nix::net::if_::if_nameindex().map(|l| l.iter().count())
+    ///     })
+    ///     .await??;
+    /// assert_eq!(names, 1); // lo
+    /// # Ok(()) }
+    /// ```
+    pub fn run_future<'a, F>(&'a self, fut: F) -> impl Future<Output = Result<F::Output>> + 'a
+    where
+        F: Future + Send + 'a,
+        F::Output: Send + 'a,
+    {
+        RunFuture::new(None, SetRef::from_set(self), fut)
+    }
+}
+
+impl Executor {
+    /// [`NsSet::run_future`] on this executor's workers.
+    ///
+    /// # Errors
+    ///
+    /// See [`NsSet::run_future`].
+    ///
+    /// # Panics
+    ///
+    /// A panic of `fut` is re-raised where the returned future is polled.
+    pub fn run_future<'a, F>(
+        &'a self,
+        set: &'a NsSet,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output>> + 'a
+    where
+        F: Future + Send + 'a,
+        F::Output: Send + 'a,
+    {
+        RunFuture::new(Some(self), SetRef::from_set(set), fut)
     }
 }
 
@@ -38,7 +123,7 @@ where
     type Output = Result<F::Output>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<F::Output>> {
-        let executor = match Executor::global() {
+        let executor = match self.executor() {
             Ok(executor) => executor,
             Err(err) => return Poll::Ready(Err(err)),
         };
@@ -90,7 +175,7 @@ impl<F: Future + Send> Drop for RunFuture<'_, F> {
             return;
         };
         let mut fut = Some(fut);
-        if let Ok(executor) = Executor::global() {
+        if let Ok(executor) = self.executor() {
             let slot = &mut fut;
             let target = self.target;
             let _ = executor.run_target(&target, move || drop_contained(slot.take()));
