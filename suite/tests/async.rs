@@ -158,18 +158,14 @@ async fn concurrent_async_bodies_are_polled_inside_only() {
     }
 }
 
-/// `run_future`: every poll of any future runs on a worker inside, on the
-/// global executor or a private one; the caller's thread never moves.
-#[test]
-fn run_future_polls_any_future_inside() {
+/// A future that is pending once (waking itself during that poll, as a
+/// future whose work is already done does), recording where each poll ran.
+fn pending_once(
+    polls: &std::sync::Mutex<Vec<u64>>,
+) -> impl std::future::Future<Output = u8> + Send + '_ {
     use std::task::Poll;
-    let a = TempNs::new(NsKind::Net);
-    let set = nsguard_suite::net_set(&a);
-    let here = thread_ino(NsKind::Net);
-    // A future that is pending once, recording where each poll ran.
-    let polls = std::sync::Mutex::new(Vec::new());
     let mut first = true;
-    let fut = std::future::poll_fn(|cx| {
+    std::future::poll_fn(move |cx| {
         polls.lock().unwrap().push(thread_ino(NsKind::Net));
         if std::mem::take(&mut first) {
             cx.waker().wake_by_ref();
@@ -177,14 +173,44 @@ fn run_future_polls_any_future_inside() {
         } else {
             Poll::Ready(7)
         }
-    });
-    assert_eq!(nsguard_suite::block_on(set.run_future(fut)).unwrap(), 7);
+    })
+}
+
+/// `run_future`: every poll of any future runs on a worker inside, on the
+/// global executor or a private one; the caller's thread never moves. A
+/// future that wakes itself during a poll is polled again, also when the
+/// caller parked while waiting for that poll (its wake unparks the same
+/// thread, and must not be lost): with a spin of zero the caller always
+/// parks. In a child process: a lost wake-up hangs.
+#[test]
+fn run_future_polls_any_future_inside() {
+    if !nsguard_suite::in_child_process(
+        "run_future_polls_any_future_inside",
+        std::time::Duration::from_secs(60),
+    ) {
+        return;
+    }
+    let a = TempNs::new(NsKind::Net);
+    let set = nsguard_suite::net_set(&a);
+    let here = thread_ino(NsKind::Net);
+    let polls = std::sync::Mutex::new(Vec::new());
+    assert_eq!(
+        nsguard_suite::block_on(set.run_future(pending_once(&polls))).unwrap(),
+        7
+    );
     assert_eq!(*polls.lock().unwrap(), [a.ino(), a.ino()]);
     assert_eq!(thread_ino(NsKind::Net), here);
 
-    let executor = nsguard_suite::capped_executor(1);
-    let seen =
-        nsguard_suite::block_on(executor.run_future(&set, async { thread_ino(NsKind::Net) }));
-    assert_eq!(seen.unwrap(), a.ino());
-    assert_eq!(executor.stats().calls, 1);
+    let parking = nsguard::Executor::builder()
+        .max_workers(1)
+        .spin(std::time::Duration::ZERO)
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        let polls = std::sync::Mutex::new(Vec::new());
+        let fut = parking.run_future(&set, pending_once(&polls));
+        assert_eq!(nsguard_suite::block_on(fut).unwrap(), 7);
+        assert_eq!(*polls.lock().unwrap(), [a.ino(), a.ino()]);
+    }
+    assert_eq!(parking.stats().calls, 40);
 }

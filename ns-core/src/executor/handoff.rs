@@ -157,6 +157,13 @@ pub(crate) fn wait(flag: &AtomicBool, spin: Duration) {
         while !flag.load(Ordering::Acquire) {
             thread::park();
         }
+        // The calling thread has one park token, and other code may unpark
+        // it meanwhile: a waker the call's own future woke (`block_on` and
+        // its kind unpark the polling thread). A park above may have taken
+        // that token, and the caller would then park for good: give one
+        // back. A spare token only makes a later park return at once, which
+        // every caller of park must allow for.
+        thread::current().unpark();
     }
 }
 
