@@ -222,6 +222,90 @@ pub fn delete(name: &str) -> Result<()> {
     }
 }
 
+/// A named network namespace that is deleted when dropped, also when the
+/// code that made it fails or panics: for tests, test harnesses and
+/// short-lived tools, which would otherwise leave `/run/netns/NAME` behind.
+///
+/// [`add`](Scoped::add) makes it as [`netns::add`](add) does; dropping it
+/// drops its handle and then [`netns::delete`](delete)s the name, ignoring
+/// errors (use [`delete`](Scoped::delete) to see them).
+///
+/// # Examples
+///
+/// ```
+/// use nsguard::netns;
+///
+/// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
+/// let name = format!("nsguard-doc-scoped-{}", std::process::id());
+/// {
+///     let blue = netns::Scoped::add(&name)?;
+///     assert!(netns::list()?.contains(&name));
+///     blue.set()?.run(|| { /* inside /run/netns/<name> */ })?;
+/// } // deleted here
+/// assert!(!netns::list()?.contains(&name));
+/// # Ok::<(), nsguard::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Scoped {
+    name: String,
+    /// `None` once deleted.
+    ns: Option<Namespace>,
+}
+
+impl Scoped {
+    /// Makes the network namespace `name`, as [`netns::add`](add) does.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`netns::add`](add).
+    pub fn add(name: &str) -> Result<Scoped> {
+        let ns = add(name)?;
+        Ok(Scoped {
+            name: name.to_owned(),
+            ns: Some(ns),
+        })
+    }
+
+    /// Its name under `/run/netns`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A handle to it.
+    pub fn namespace(&self) -> Option<&Namespace> {
+        self.ns.as_ref()
+    }
+
+    /// A set of it alone, with a new handle: to [`run`](NsSet::run) in it,
+    /// [`enter`](NsSet::enter) it, or spawn processes into it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the handle cannot be duplicated.
+    pub fn set(&self) -> Result<NsSet> {
+        self.ns.iter().map(Namespace::try_clone).collect()
+    }
+
+    /// Deletes it now, and says whether that worked: drops its handle,
+    /// then [`netns::delete`](delete)s the name.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`netns::delete`](delete).
+    pub fn delete(mut self) -> Result<()> {
+        self.ns = None;
+        delete(&self.name)
+    }
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        if self.ns.take().is_some() {
+            let _ = delete(&self.name);
+        }
+    }
+}
+
 /// The names in `/run/netns`, sorted, as `ip netns list` shows them (an
 /// empty list if the directory does not exist).
 ///

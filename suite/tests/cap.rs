@@ -136,22 +136,15 @@ fn a_replaced_worker_does_not_hold_up_netns_delete() {
     if !in_child_process("a_replaced_worker_does_not_hold_up_netns_delete", LIMIT) {
         return;
     }
-    let name = nsguard_suite::unique_name("nsguard-test");
-    struct Delete(String);
-    impl Drop for Delete {
-        fn drop(&mut self) {
-            let _ = netns::delete(&self.0);
-        }
-    }
-    let _delete = Delete(name.clone());
+    let named = netns::Scoped::add(&nsguard_suite::unique_name("nsguard-test")).unwrap();
     let m = TempNs::new(NsKind::Mnt);
     let executor = nsguard_suite::capped_executor(1);
     {
-        let set = NsSet::from(netns::add(&name).unwrap()).with(nsguard_suite::open(&m));
+        let set = named.set().unwrap().with(nsguard_suite::open(&m));
         executor.run(&set, || ()).unwrap();
         // Home, while the set is held (so the idle worker is not sent home
         // first): it cannot leave the mount namespace, so it is replaced.
         executor.run(&NsSet::new(), || ()).unwrap();
     }
-    netns::delete(&name).unwrap();
+    named.delete().unwrap();
 }

@@ -8,7 +8,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use nsguard::{netns, Error, NsKind, NsSet, ThreadOwner};
+use nsguard::{netns, Error, NsKind, ThreadOwner};
 use nsguard_suite::{in_child_process, net_set, thread_ino, tid, TempNs};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -118,18 +118,13 @@ fn netns_delete_names_a_thread_that_keeps_the_namespace_alive() {
         return;
     }
     let name = nsguard_suite::unique_name("nsguard-test");
-    struct Delete(String);
-    impl Drop for Delete {
-        fn drop(&mut self) {
-            let _ = netns::delete(&self.0);
-        }
-    }
-    let delete = Delete(name.clone());
-    let (release, handle, leaked) = {
-        let set = NsSet::from(netns::add(&name).unwrap());
-        set.run(|| parked_thread("keeps-it-alive")).unwrap()
-    };
-    match netns::delete(&name) {
+    let named = netns::Scoped::add(&name).unwrap();
+    let (release, handle, leaked) = named
+        .set()
+        .unwrap()
+        .run(|| parked_thread("keeps-it-alive"))
+        .unwrap();
+    match named.delete() {
         Err(err @ Error::ThreadsInside { .. }) => {
             let msg = err.to_string();
             assert!(msg.contains(&format!("{leaked} (keeps-it-alive)")), "{msg}");
@@ -140,11 +135,9 @@ fn netns_delete_names_a_thread_that_keeps_the_namespace_alive() {
     assert!(!std::path::Path::new(netns::RUN_DIR).join(&name).exists());
     drop(release);
     handle.join().unwrap();
-    drop(delete);
 
     // Without a thread left inside: Ok.
-    let name = nsguard_suite::unique_name("nsguard-test");
-    let _delete = Delete(name.clone());
-    NsSet::from(netns::add(&name).unwrap()).run(|| ()).unwrap();
-    netns::delete(&name).unwrap();
+    let named = netns::Scoped::add(&nsguard_suite::unique_name("nsguard-test")).unwrap();
+    named.set().unwrap().run(|| ()).unwrap();
+    named.delete().unwrap();
 }
