@@ -498,6 +498,48 @@ fn main() {
     // the rest of the process's CPU per call is the worker's: the handoff,
     // the body and (checked) the post-call check, whose parts follow,
     // measured here with the same system calls the check makes.
+    // Callers that call now and then: the caller sleeps, then makes one
+    // call, timed alone; the worker went idle meanwhile.
+    println!("\na call after the caller was idle, median of the calls alone:\n");
+    println!(
+        "  {:<40} {:>10} {:>10} {:>10}",
+        "strategy", "200 us", "1 ms", "10 ms"
+    );
+    let gaps = [
+        (Duration::from_micros(200), 200),
+        (Duration::from_millis(1), 100),
+        (Duration::from_millis(10), 40),
+    ];
+    let sporadic = |name: &str, f: &mut dyn FnMut()| {
+        let mut row = format!("  {name:<40}");
+        for (gap, samples) in gaps {
+            let mut times: Vec<f64> = (0..samples)
+                .map(|_| {
+                    std::thread::sleep(gap);
+                    let start = Instant::now();
+                    f();
+                    start.elapsed().as_secs_f64() * 1e6
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            let _ = write!(row, " {:>7.2} us", times[times.len() / 2]);
+        }
+        println!("{row}");
+    };
+    sporadic("NsSet::run", &mut || {
+        set.run(|| black_box(())).expect("run")
+    });
+    sporadic("#[in_namespace]", &mut || {
+        empty_body(&target).expect("call")
+    });
+    sporadic("netns-rs NetNs::run", &mut || {
+        peer.run(|_| black_box(())).expect("netns-rs run")
+    });
+    sporadic("raw setns pair", &mut || {
+        setns(&target, CloneFlags::CLONE_NEWNET).expect("setns");
+        setns(&home, CloneFlags::CLONE_NEWNET).expect("setns back");
+    });
+
     println!("\nwhat a warm call costs in CPU, per call:\n");
     let mut parts: Vec<(String, f64)> = Vec::new();
     let mut part = |name: &str, ns: f64| {
