@@ -252,3 +252,46 @@ fn a_child_with_its_parents_thread_id_reads_its_own_namespaces() {
     });
     assert_eq!(outcome, Ok(0), "see the codes in the test");
 }
+
+/// A `/proc` that does not show this process (mounted by a process of a
+/// pid namespace below this one, as after entering only the mount
+/// namespace of a container): nsguard says so with `Error::ForeignProc`
+/// instead of reading other processes. In a child process with a mount
+/// namespace of its own, where a process of a new pid namespace mounts a
+/// `/proc` and stays, so that `/proc/1` exists but is not this process.
+#[test]
+fn a_proc_that_does_not_show_this_process_is_named() {
+    const NAME: &str = "a_proc_that_does_not_show_this_process_is_named";
+    if !in_child_process_spawned(NAME, LIMIT, |cmd| {
+        cmd.spawn_in_new(&NsSet::new(), NsKind::Mnt).unwrap()
+    }) {
+        return;
+    }
+    let _mounter = nsguard_suite::ChildGuard::new(
+        std::process::Command::new("sh")
+            .args(["-c", "mount -t proc proc /proc && exec sleep 1000"])
+            .spawn_in_new(&NsSet::new(), NsKind::Pid)
+            .unwrap(),
+    );
+    // The new /proc shows the mounter's pid namespace: its pid 1 is the
+    // mounter, and this process is not there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string("/proc/1/comm").ok().as_deref() != Some("sleep\n") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the /proc was never mounted"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(std::fs::read_link("/proc/self").is_err());
+    match Namespace::current(NsKind::Net) {
+        Err(err @ Error::ForeignProc { .. }) => {
+            assert!(err.to_string().contains("another pid namespace"), "{err}");
+        }
+        other => panic!("expected ForeignProc, got {other:?}"),
+    }
+    match NsSet::new().run(|| ()) {
+        Err(Error::ForeignProc { .. }) => {}
+        other => panic!("expected ForeignProc, got {other:?}"),
+    }
+}
