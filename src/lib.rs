@@ -140,6 +140,9 @@ pub use nsguard_macros::in_namespace;
 
 #[cfg(target_os = "linux")]
 pub use nsguard_core::netns;
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use nsguard_core::runtime;
 #[cfg(target_os = "linux")]
 pub use nsguard_core::{
     is_poisoned, poison_reason, stray_threads, CommandExt, Credentials, Errno, Error, Executor,
@@ -147,6 +150,9 @@ pub use nsguard_core::{
     ParseKindError, Pool, PoolBuilder, Result, Retired, RunAsync, SetIntoIter, SetIter,
     SharedError, Stats, StrayThread, ThreadOwner, Unshare, WorkerCause, NETNS_DIRS,
 };
+#[cfg(all(target_os = "linux", feature = "tower"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use nsguard_core::{BoxError, ServiceInside};
 
 #[cfg(target_os = "linux")]
 #[doc(hidden)]

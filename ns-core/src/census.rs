@@ -18,6 +18,11 @@ pub enum ThreadOwner {
     Worker,
     /// A thread inside an [`NsGuard`](crate::NsGuard).
     Guard,
+    /// A thread of a tokio runtime that nsguard runs in a set (feature
+    /// `tokio`): the blocking threads of the runtime that bodies run in,
+    /// which live in their set and exit a second after their last work, or
+    /// of a runtime built with `nsguard::runtime::build_inside`.
+    Runtime,
     /// Not nsguard's: a thread started inside (by a body, or while a guard
     /// was alive, since a new thread inherits the namespaces of the thread
     /// that creates it), or one that switched by itself.
@@ -87,6 +92,7 @@ pub(crate) fn strays(home: &Location) -> Result<Vec<StrayThread>> {
                 owner: match role_of(task.tid) {
                     Some(Role::Worker) => ThreadOwner::Worker,
                     Some(Role::Guard) => ThreadOwner::Guard,
+                    Some(Role::Runtime) => ThreadOwner::Runtime,
                     None => ThreadOwner::None,
                 },
                 name: task.name,

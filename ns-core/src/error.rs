@@ -459,6 +459,35 @@ pub enum Error {
         errno: Errno,
     },
 
+    /// [`NsSet::namespace`](crate::NsSet::namespace) or
+    /// [`NsSet::only`](crate::NsSet::only) found no such namespace in the set.
+    #[error("{}", not_in_set(*wanted, *has))]
+    #[non_exhaustive]
+    NotInSet {
+        /// The kind asked for; `None` for `only`, which wants exactly one.
+        wanted: Option<NsKind>,
+        /// The kinds the set has.
+        has: NsKinds,
+    },
+
+    /// The closure given to [`NsSet::run`](crate::NsSet::run) (or
+    /// `run_async`) returns code: a future (an `async` block or the call of
+    /// an `async fn`) or a closure. Its value would be polled or called on
+    /// the caller's thread, outside the namespaces; nothing was run.
+    #[error(
+        "the closure given to {call} returns `{returned}`, a future or a closure: it would be \
+         polled or called on the caller's thread, outside the namespaces. For async code use \
+         NsSet::run_future(async {{ .. }}) or an #[in_namespace] async fn, which poll it \
+         inside; from {call} return values, not code"
+    )]
+    #[non_exhaustive]
+    ReturnsCode {
+        /// `"NsSet::run"`, `"Executor::run"`, `"NsSet::run_async"`...
+        call: &'static str,
+        /// The type the closure returns, as `std::any::type_name` gives it.
+        returned: &'static str,
+    },
+
     /// An [`Executor`](crate::Executor) setting is out of range, or a
     /// [`Command`](std::process::Command) setting cannot be honoured;
     /// nothing was started.
@@ -606,7 +635,9 @@ impl Error {
             | Error::WrongKind { .. }
             | Error::InvalidName { .. }
             | Error::UnknownKind { .. }
-            | Error::InvalidPid { .. } => io::ErrorKind::InvalidInput,
+            | Error::InvalidPid { .. }
+            | Error::NotInSet { .. }
+            | Error::ReturnsCode { .. } => io::ErrorKind::InvalidInput,
             Error::UnsupportedOnThread { .. }
             | Error::KindUnsupported { .. }
             | Error::CannotCreate { .. }
@@ -758,6 +789,24 @@ fn setns_hint(kind: NsKind, errno: Errno) -> &'static str {
         (NsKind::Time, Errno::EUSERS) => "; a multithreaded process cannot enter a time namespace",
         (_, Errno::ENOSPC) => "; the target's nesting depth or namespace limit was reached",
         _ => "",
+    }
+}
+
+fn not_in_set(wanted: Option<NsKind>, has: NsKinds) -> String {
+    let has = if has.is_empty() {
+        "none".to_owned()
+    } else {
+        has.to_string()
+    };
+    match wanted {
+        Some(kind) => format!(
+            "the set has no {kind} namespace (it has: {has}); add one with NsSet::with or \
+             NsSet::insert"
+        ),
+        None => format!(
+            "NsSet::only wants a set of exactly one kind; this one has: {has}; use \
+             NsSet::namespace(kind) to pick one"
+        ),
     }
 }
 

@@ -68,12 +68,17 @@ mod guard;
 pub mod __private;
 #[cfg(target_os = "linux")]
 mod census;
+#[cfg(all(target_os = "linux", feature = "tokio", feature = "tower"))]
+mod connector;
 #[cfg(target_os = "linux")]
 mod create;
 #[cfg(target_os = "linux")]
 pub mod netns;
 #[cfg(target_os = "linux")]
 mod pool;
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod runtime;
 #[cfg(target_os = "linux")]
 mod sockets;
 #[cfg(target_os = "linux")]
@@ -81,6 +86,8 @@ mod spawn;
 
 #[cfg(target_os = "linux")]
 pub use census::{stray_threads, StrayThread, ThreadOwner};
+#[cfg(all(target_os = "linux", feature = "tokio", feature = "tower"))]
+pub use connector::{BoxError, ServiceInside};
 #[cfg(target_os = "linux")]
 pub use create::{IdMap, Unshare};
 #[cfg(target_os = "linux")]

@@ -3,8 +3,12 @@
 //! inside netns A by nsguard (`bind_tcp_async`, `connect_tcp_async`: one
 //! call on a worker inside, then the socket is registered with the
 //! caller's runtime, which never blocks); hyper then runs on the caller's
-//! runtime as usual. The same request from the host is refused: nothing
-//! listens there.
+//! runtime as usual. Then hyper's pooled client, with its connector wrapped
+//! in `nsguard::ServiceInside`, asks `localhost` by name: the name is
+//! resolved inside (on a blocking thread that lives in A) and the
+//! connection dialled there; afterwards no thread but nsguard's own is
+//! left in A. The same request from the host is refused: nothing listens
+//! there.
 //!
 //! ```text
 //! cargo run -p nsguard-suite --example async_http_in_netns
@@ -23,8 +27,11 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioIo;
-use nsguard::{CommandExt, NsKind, NsSet};
+use nsguard::{CommandExt, NsKind, NsSet, ServiceInside, ThreadOwner};
 
 fn main() -> ExitCode {
     common::main("async_http_in_netns", || {
@@ -76,17 +83,42 @@ async fn run() -> Result<(), common::BoxError> {
     let addr = listener.local_addr()?;
     println!("hyper server listening on {addr} inside {id}");
     let server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await?;
-        hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), hyper::service::service_fn(hello))
-            .await?;
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().await?;
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), hyper::service::service_fn(hello)),
+            );
+        }
         Ok::<(), common::BoxError>(())
     });
 
     // The client: its connection is dialled inside A.
     let answer = get_from_inside(&a, addr).await?;
     println!("dialled inside A  -> {answer}");
+
+    // hyper's pooled client: one line makes every connection it dials,
+    // name resolution included, happen inside A.
+    let client = Client::builder(TokioExecutor::new())
+        .build::<_, Empty<Bytes>>(ServiceInside::new(a.try_clone()?, HttpConnector::new()));
+    let url = format!("http://localhost:{}/", addr.port());
+    let response = client.get(url.parse()?).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    println!(
+        "client by name    -> {status} {}",
+        String::from_utf8_lossy(&body)
+    );
     server.await.map_err(|e| e.to_string())??;
+    drop(client);
+    let strays: Vec<_> = nsguard::stray_threads()?
+        .into_iter()
+        .filter(|t| t.owner == ThreadOwner::None)
+        .collect();
+    println!("threads left in A -> {}", strays.len());
+    if !strays.is_empty() {
+        return Err(format!("threads left inside: {strays:?}").into());
+    }
 
     // The host has no such server.
     match tokio::net::TcpStream::connect(addr).await {

@@ -178,6 +178,11 @@ fn http_in_netns_reaches_the_server_only_from_inside() {
         stdout.contains("dialled inside A  -> hello from inside namespace A"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("client by name    -> 200 OK hello from inside namespace A"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("threads left in A -> 0"), "{stdout}");
     assert!(stdout.contains("from the host      -> fails"), "{stdout}");
 }
 

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::executor::handoff;
 use crate::executor::scheduler::{is_worker_of, Scheduler};
 use crate::executor::set_ref::SetRef;
 use crate::executor::stats::Stats;
 use crate::executor::task::{Task, Work};
 use crate::handle::set::NsSet;
+use crate::process::user_code::reraise;
 use crate::thread::marks;
 
 /// A pool of worker threads that run closures inside namespaces, so that
@@ -107,6 +108,7 @@ impl Executor {
         F: FnOnce() -> R + Send,
         R: Send,
     {
+        refuse_code::<R>("run")?;
         self.run_target(&SetRef::from_set(set), f)
     }
 
@@ -125,6 +127,15 @@ impl Executor {
         if is_worker_of(scheduler) && marks::depth() == 0 && desired.matches_current_thread()? {
             return Ok(f());
         }
+        // With tokio, the body runs in its place's runtime (set_runtime.rs).
+        #[cfg(feature = "tokio")]
+        let f = {
+            let context = crate::executor::set_runtime::context_for(scheduler, target, &desired)?;
+            move || {
+                let _entered = context.as_ref().map(tokio::runtime::Handle::enter);
+                f()
+            }
+        };
         let outcome = handoff::call(target, f, scheduler.config.spin, |scoped| {
             scheduler.dispatch(Task {
                 work: Work::Scoped(scoped),
@@ -133,7 +144,7 @@ impl Executor {
         })?;
         match outcome {
             Ok(value) => Ok(value),
-            Err(panic) => std::panic::resume_unwind(panic),
+            Err(panic) => reraise(panic),
         }
     }
 
@@ -171,6 +182,27 @@ impl Executor {
     }
 }
 
+/// Refuses a body that returns code, a future or a closure, which would run
+/// on the caller's thread: [`Error::ReturnsCode`]. Told by the type's name,
+/// since stable Rust cannot bound a type parameter by a trait it must not
+/// implement: the compiler names every `async` block, `async fn` future and
+/// closure `…{{closure}}`, and nothing else ends so.
+pub(crate) fn refuse_code<R>(call: &'static str) -> Result<()> {
+    let returned = std::any::type_name::<R>();
+    if is_code(returned) {
+        return Err(Error::ReturnsCode { call, returned });
+    }
+    Ok(())
+}
+
+/// Whether a type's name is that of a closure or future, bare or boxed.
+fn is_code(name: &str) -> bool {
+    let bare = name.trim_end_matches('>');
+    bare.ends_with("{{closure}}")
+        || bare.contains("dyn core::future::future::Future")
+        || bare.contains("dyn core::ops::function::Fn")
+}
+
 impl fmt::Debug for Executor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (workers, idle, _) = self.scheduler().counts();
@@ -179,5 +211,34 @@ impl fmt::Debug for Executor {
             .field("idle", &idle)
             .field("config", &self.scheduler().config)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_code;
+
+    fn name<R>(_: impl FnOnce() -> R) -> &'static str {
+        std::any::type_name::<R>()
+    }
+
+    async fn answer() -> u32 {
+        42
+    }
+
+    #[test]
+    fn futures_and_closures_are_told_from_values() {
+        assert!(is_code(name(|| async { 1 })));
+        assert!(is_code(name(|| async move { 1 })));
+        assert!(is_code(name(answer)));
+        assert!(is_code(name(|| Box::pin(async { 1 }))));
+        let boxed: Box<dyn std::future::Future<Output = u8> + Send> = Box::new(async { 1 });
+        let mut boxed = Some(boxed);
+        assert!(is_code(name(move || boxed.take())));
+        assert!(is_code(name(|| || 1)));
+        assert!(!is_code(name(|| 1)));
+        assert!(!is_code(name(|| vec![String::new()])));
+        assert!(!is_code(name(|| std::io::Result::Ok(()))));
+        assert!(!is_code(name(|| std::future::ready(1))));
     }
 }

@@ -26,6 +26,8 @@ mod run_async;
 mod run_future;
 mod scheduler;
 mod set_ref;
+#[cfg(feature = "tokio")]
+pub(crate) mod set_runtime;
 mod stats;
 mod task;
 mod worker;

@@ -44,6 +44,8 @@ fn on_last_handle_dropped(ino: u64) {
     for scheduler in executors() {
         scheduler.evict(ino);
     }
+    #[cfg(feature = "tokio")]
+    crate::executor::set_runtime::evict(ino);
 }
 
 /// Waits until no worker of any executor is in the namespace with inode
@@ -53,6 +55,18 @@ pub(crate) fn wait_until_left(ino: u64, timeout: Duration) -> Result<()> {
     for scheduler in executors() {
         scheduler.evict(ino);
         scheduler.wait_left(ino, deadline)?;
+    }
+    #[cfg(feature = "tokio")]
+    if !crate::handle::registry::is_held(ino)
+        && !crate::executor::set_runtime::wait_stopped(ino, deadline)
+    {
+        return Err(crate::error::Error::Worker {
+            cause: crate::error::WorkerCause::StillInside,
+            reason: format!(
+                "a blocking thread of nsguard's tokio runtime for the namespace with inode \
+                 {ino} is still running a task there after the program dropped its last handle"
+            ),
+        });
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, Result};
-use crate::executor::handle::Executor;
+use crate::executor::handle::{refuse_code, Executor};
 use crate::executor::scheduler::forked_error;
 use crate::executor::set_ref::SetRef;
 use crate::executor::task::{OwnedTask, Task, Work};
@@ -84,7 +84,7 @@ impl<R> Future for RunAsync<R> {
             Some(Ok(Ok(value))) => Poll::Ready(Ok(value)),
             Some(Ok(Err(panic))) => {
                 drop(slot);
-                std::panic::resume_unwind(panic)
+                crate::process::user_code::reraise(panic)
             }
             Some(Err(err)) => Poll::Ready(Err(err)),
             None => {
@@ -123,7 +123,8 @@ impl Executor {
         R: Send + 'static,
     {
         let scheduler = self.scheduler();
-        let prepared = marks::check()
+        let prepared = refuse_code::<R>("run_async")
+            .and_then(|()| marks::check())
             .and_then(|()| scheduler.check_usable())
             .and_then(|()| scheduler.check_runnable(&SetRef::from_set(set)))
             .and_then(|()| set.try_clone());
@@ -138,6 +139,19 @@ impl Executor {
             })),
             cancelled: Arc::new(AtomicBool::new(false)),
             generation: scheduler.generation,
+        };
+        let desired = scheduler
+            .home_location
+            .overlaid(set.iter().map(|ns| ns.id()));
+        // With tokio, the body runs in its place's runtime (set_runtime.rs).
+        #[cfg(feature = "tokio")]
+        let context = match crate::executor::set_runtime::context_for(
+            scheduler,
+            &SetRef::from_set(&set),
+            &desired,
+        ) {
+            Ok(context) => context,
+            Err(err) => return RunAsync::ready(Err(err)),
         };
         let (slot, cancelled) = (Arc::clone(&future.slot), Arc::clone(&future.cancelled));
         // Runs on a worker (or wherever the task is failed). Everything of
@@ -155,7 +169,11 @@ impl Executor {
                     drop_contained(f);
                     return;
                 }
-                None => Ok(catch_unwind(AssertUnwindSafe(f))),
+                None => Ok(catch_unwind(AssertUnwindSafe(move || {
+                    #[cfg(feature = "tokio")]
+                    let _entered = context.as_ref().map(tokio::runtime::Handle::enter);
+                    f()
+                }))),
             };
             let waker = {
                 let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
@@ -167,9 +185,6 @@ impl Executor {
             }
             drop_contained(slot);
         };
-        let desired = scheduler
-            .home_location
-            .overlaid(set.iter().map(|ns| ns.id()));
         let work = Work::Owned(Box::new(OwnedTask {
             set,
             job: Some(Box::new(job)),

@@ -128,17 +128,13 @@ where
             Err(err) => return Poll::Ready(Err(err)),
         };
         let waker = cx.waker().clone();
-        #[cfg(feature = "tokio")]
-        let runtime = tokio::runtime::Handle::try_current().ok();
         let this = &mut *self;
         let (target, slot) = (this.target, &mut this.fut);
         // Each poll runs on a worker inside the namespaces; the polling
         // thread waits for that one poll (polls are short by contract).
         let polled = executor.run_target(&target, move || {
-            // With tokio, sockets created in the body register with the
-            // caller's reactor.
-            #[cfg(feature = "tokio")]
-            let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            // With tokio, `run_target` polls it in its place's runtime
+            // (set_runtime.rs).
             let Some(fut) = slot.as_mut() else {
                 return Poll::Ready(None);
             };

@@ -25,6 +25,9 @@ use crate::process::origin::{Origin, Request};
 use crate::sys::fork_local;
 use crate::thread::location::{tracked, Location};
 
+/// The name of every worker thread.
+pub(crate) const WORKER_NAME: &str = "nsguard-worker";
+
 /// What a new worker thread runs: installed by the executor's builder, so
 /// that the books need not know the worker's code.
 pub(crate) type WorkerMain = fn(Arc<Scheduler>, Arc<Mailbox>, Task);
@@ -338,7 +341,7 @@ impl Scheduler {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let worker_main = self.worker_main;
         self.origin.spawn(Request {
-            name: "nsguard-worker",
+            name: WORKER_NAME,
             start: Box::new(move || {
                 let first = lock(&for_worker).take();
                 if let Some(first) = first {

@@ -213,6 +213,7 @@ fn report_threads_left_inside(scheduler: &Scheduler, call: &Location) {
                 ino == call.get(k) && ino != home.get(k)
             })
         })
+        .filter(|t| !is_set_runtime_thread(t))
         .collect();
     let new = scheduler.note_threads_inside(&alive, inside.iter().map(|t| t.tid));
     for task in inside.iter().filter(|t| new.contains(&t.tid)) {
@@ -227,6 +228,37 @@ fn report_threads_left_inside(scheduler: &Scheduler, call: &Location) {
         let _ = task;
     }
     Counters::add(&scheduler.counters.threads_left_inside, new.len() as u64);
+}
+
+/// Whether `task` is a blocking thread of a set runtime (feature `tokio`)
+/// that the body's `spawn_blocking` started: such a thread counts itself
+/// as nsguard's when it starts, which may be just after this check looks.
+/// Until it runs, a new thread has its creator's name; the check gives it
+/// a moment to run and settle.
+#[cfg(feature = "tokio")]
+fn is_set_runtime_thread(task: &census::Task) -> bool {
+    use crate::executor::scheduler::WORKER_NAME;
+    use crate::executor::set_runtime::THREAD_NAME;
+    let comm = format!("/proc/self/task/{}/comm", task.tid);
+    let mut name = task.name.clone();
+    for _ in 0..1000 {
+        if name != WORKER_NAME {
+            break;
+        }
+        std::thread::yield_now();
+        if role_of(task.tid).is_some() {
+            return true;
+        }
+        name = std::fs::read_to_string(&comm)
+            .map(|s| s.trim_end().to_owned())
+            .unwrap_or_default();
+    }
+    name == THREAD_NAME || role_of(task.tid).is_some()
+}
+
+#[cfg(not(feature = "tokio"))]
+fn is_set_runtime_thread(_: &census::Task) -> bool {
+    false
 }
 
 /// The exact check after a call: the body may have called setns/unshare,

@@ -195,6 +195,47 @@ impl NsSet {
         self.slots[kind.index()].as_ref()
     }
 
+    /// The namespace of `kind`, or an error naming the kinds the set has:
+    /// `set.namespace(NsKind::Net)?` where `get` would need an `unwrap`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInSet`] if the set has no namespace of `kind`.
+    pub fn namespace(&self, kind: NsKind) -> Result<&Namespace> {
+        self.get(kind).ok_or(Error::NotInSet {
+            wanted: Some(kind),
+            has: self.kinds(),
+        })
+    }
+
+    /// The one namespace of a set of one kind, such as the set
+    /// [`NsSet::unshare(NsKind::Net)`](NsSet::unshare) returns.
+    ///
+    /// ```
+    /// use nsguard::{netns, NsKind, NsSet};
+    ///
+    /// # if !nix::unistd::geteuid().is_root() { return Ok(()); }
+    /// let set = NsSet::unshare(NsKind::Net)?;
+    /// let ns = set.only()?;
+    /// assert_eq!(ns.kind(), NsKind::Net);
+    /// assert!(NsSet::new().only().is_err());
+    /// # Ok::<(), nsguard::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInSet`] if the set is empty or has several kinds.
+    pub fn only(&self) -> Result<&Namespace> {
+        let mut all = self.iter();
+        match (all.next(), all.next()) {
+            (Some(ns), None) => Ok(ns),
+            _ => Err(Error::NotInSet {
+                wanted: None,
+                has: self.kinds(),
+            }),
+        }
+    }
+
     /// Whether the set has a namespace of `kind`.
     pub fn contains(&self, kind: NsKind) -> bool {
         self.get(kind).is_some()

@@ -15,6 +15,10 @@ pub(crate) enum Role {
     Worker,
     /// A thread inside an `NsGuard`.
     Guard,
+    /// A thread of a tokio runtime nsguard runs: the runtime of a set that
+    /// bodies run in, or one built to live inside a set.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    Runtime,
 }
 
 /// The threads nsguard uses, by thread id (of the caller's pid namespace),
