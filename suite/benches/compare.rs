@@ -510,9 +510,15 @@ fn main() {
         (Duration::from_millis(1), 100),
         (Duration::from_millis(10), 40),
     ];
-    let sporadic = |name: &str, f: &mut dyn FnMut()| {
+    // Also the CPU the process spends besides the caller's own thread (the
+    // worker's handoff, body and check, and any spinning) per second of
+    // the caller's wall time: what a sporadic caller costs while idle.
+    let mut idle_cpu_rows = Vec::new();
+    let mut sporadic = |name: &str, f: &mut dyn FnMut()| {
         let mut row = format!("  {name:<40}");
+        let mut cpu_row = format!("  {name:<40}");
         for (gap, samples) in gaps {
+            let (cpu, own, wall) = (cpu_time(), thread_cpu_time(), Instant::now());
             let mut times: Vec<f64> = (0..samples)
                 .map(|_| {
                     std::thread::sleep(gap);
@@ -521,10 +527,14 @@ fn main() {
                     start.elapsed().as_secs_f64() * 1e6
                 })
                 .collect();
+            let others = (cpu_time() - cpu).saturating_sub(thread_cpu_time() - own);
+            let per_second = others.as_secs_f64() / wall.elapsed().as_secs_f64();
             times.sort_by(f64::total_cmp);
             let _ = write!(row, " {:>7.2} us", times[times.len() / 2]);
+            let _ = write!(cpu_row, " {:>7.2} ms", per_second * 1000.0);
         }
         println!("{row}");
+        idle_cpu_rows.push(cpu_row);
     };
     sporadic("NsSet::run", &mut || {
         set.run(|| black_box(())).expect("run")
@@ -539,6 +549,14 @@ fn main() {
         setns(&target, CloneFlags::CLONE_NEWNET).expect("setns");
         setns(&home, CloneFlags::CLONE_NEWNET).expect("setns back");
     });
+    println!("\nthe same callers: CPU of the process's other threads per second:\n");
+    println!(
+        "  {:<40} {:>10} {:>10} {:>10}",
+        "strategy", "200 us", "1 ms", "10 ms"
+    );
+    for row in &idle_cpu_rows {
+        println!("{row}");
+    }
 
     println!("\nwhat a warm call costs in CPU, per call:\n");
     let mut parts: Vec<(String, f64)> = Vec::new();

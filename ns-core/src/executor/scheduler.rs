@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, WorkerCause};
 use crate::executor::config::Config;
@@ -460,25 +460,30 @@ impl Scheduler {
         }
     }
 
-    /// Waits for the next message; `None` when the worker idled past the
-    /// timeout and was taken off the roster (it must exit).
-    pub(crate) fn next_msg(&self, worker: &Arc<Mailbox>) -> Option<Msg> {
+    /// Waits for the next message, spinning for `spin` first, and tells
+    /// whether the worker parked for it (its caller then woke it); `None`
+    /// when the worker idled past the timeout and was taken off the roster
+    /// (it must exit).
+    pub(crate) fn next_msg(&self, worker: &Arc<Mailbox>, spin: Duration) -> Option<(Msg, bool)> {
         // `None`: no deadline (an idle timeout too large to add to now).
         let deadline = Instant::now().checked_add(self.config.idle_timeout);
-        spin_until(|| worker.is_ready(), self.config.spin);
+        spin_until(|| worker.is_ready(), spin);
+        let mut parked = false;
         loop {
             if worker.is_ready() {
                 if let Some(msg) = worker.take() {
-                    return Some(msg);
+                    return Some((msg, parked));
                 }
             }
             let now = Instant::now();
             match deadline {
                 None => {
+                    parked = true;
                     thread::park();
                     continue;
                 }
                 Some(deadline) if now < deadline => {
+                    parked = true;
                     thread::park_timeout(deadline - now);
                     continue;
                 }

@@ -2,6 +2,8 @@
 //! the call left the thread as it was, and waits for the next one.
 
 use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, WorkerCause};
 use crate::executor::mailbox::{Mailbox, Msg};
@@ -73,11 +75,29 @@ pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task)
     );
     scheduler.relocate(handle.id, state.location);
     let mut next = Some(Msg::Task(first));
+    // How long to spin for the next message before parking: the configured
+    // budget while messages come within it, none once one did not (a
+    // caller that calls now and then would only burn it).
+    let budget = scheduler.config.spin;
+    let mut spin = budget;
+    let mut idle_since = Instant::now();
     loop {
-        let msg = match next.take() {
-            Some(msg) => msg,
-            None => match scheduler.next_msg(&handle) {
-                Some(msg) => msg,
+        // Whether this worker parked a while waiting for the message.
+        let (msg, parked) = match next.take() {
+            Some(msg) => (msg, false),
+            None => match scheduler.next_msg(&handle, spin) {
+                Some((msg, parked)) => {
+                    let gap = idle_since.elapsed();
+                    spin = if gap <= budget {
+                        budget
+                    } else {
+                        Duration::ZERO
+                    };
+                    // Only a caller that calls now and then is yielded to:
+                    // under load, workers park briefly and often, and a
+                    // yield there only adds switches.
+                    (msg, parked && gap >= SPORADIC)
+                }
                 None => {
                     place.armed = false; // idle too long; already off the pool
                     crate::trace::event!(tracing::Level::DEBUG, "idle worker exits");
@@ -87,7 +107,7 @@ pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task)
         };
         let after_call = match msg {
             Msg::Task(task) => {
-                if let Err(why) = serve(&scheduler, &mut state, task, handle.id) {
+                if let Err(why) = serve(&scheduler, &mut state, task, handle.id, parked) {
                     retire(&scheduler, why);
                     return; // `place` gives the place back
                 }
@@ -100,6 +120,7 @@ pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task)
             }
         };
         let mut after = scheduler.make_idle(&handle, state.location, after_call);
+        idle_since = Instant::now();
         if let AfterCall::GoHome = after {
             if go_home(&scheduler, &mut state).is_err() {
                 retire(&scheduler, Retirement::CannotGoHome);
@@ -118,6 +139,10 @@ pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task)
         }
     }
 }
+
+/// An idle gap from which a caller counts as sporadic: its worker yields
+/// to it after handing back the result (see `serve`).
+const SPORADIC: Duration = Duration::from_micros(100);
 
 /// A new worker settles in the executor's home (it starts where the origin
 /// thread is) and records what it is like.
@@ -162,7 +187,13 @@ fn retire(scheduler: &Scheduler, why: Retirement) {
 /// Runs one task. `Ok` if the worker may be used again: its namespaces and
 /// per-thread facts are exactly what `state` says, no guard is left on it,
 /// and it is not poisoned.
-fn serve(scheduler: &Scheduler, state: &mut State, task: Task, id: u64) -> Result<(), Retirement> {
+fn serve(
+    scheduler: &Scheduler,
+    state: &mut State,
+    task: Task,
+    id: u64,
+    parked: bool,
+) -> Result<(), Retirement> {
     let before = state.location;
     let task_location = task.desired;
     let switched = switch(scheduler, state, &task.target(), &task.desired);
@@ -179,6 +210,15 @@ fn serve(scheduler: &Scheduler, state: &mut State, task: Task, id: u64) -> Resul
     }
     Counters::add(&scheduler.counters.calls, 1);
     task.finish(None);
+    if parked && scheduler.config.check_after_call {
+        // This worker was parked a while, so its caller most likely parked
+        // too and was just woken, on this CPU (a woken thread lands where
+        // its waker runs). Let it run before the check's tens of
+        // microseconds: it sees its result at once instead of after the
+        // check. A worker that was spinning (back-to-back calls) does not
+        // yield.
+        thread::yield_now();
+    }
     // The result is with the caller; check the thread off its latency path.
     if marks::depth() != 0 || marks::is_poisoned() {
         return Err(Retirement::GuardOrPoison);
