@@ -2,9 +2,10 @@
 //! says what is missing and how to run it.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-const EXAMPLES: [&str; 8] = [
+const EXAMPLES: [&str; 9] = [
     "async_netns",
     "async_http_in_netns",
     "quickstart",
@@ -13,6 +14,7 @@ const EXAMPLES: [&str; 8] = [
     "spawn_in_ns",
     "bridge_ps",
     "http_in_netns",
+    "cni",
 ];
 
 /// The examples of the `nsguard` package itself (light: nothing beyond
@@ -52,6 +54,43 @@ fn run(name: &str) -> (Output, String, String) {
         out.status
     );
     (out, stdout, stderr)
+}
+
+/// Runs `cmd` with its output captured, under [`watchdog`]. Returns its
+/// pid (for the names it made) and its output, `None` if it was killed.
+fn run_with_watchdog(mut cmd: Command, limit: Duration) -> (u32, Option<Output>) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (pid, watchdog(child, limit))
+}
+
+/// Waits for `child` and its output; if it has not ended after `limit`,
+/// interrupts it (an example then removes what it made), and kills it 10 s
+/// later. `None` if it had to be interrupted.
+fn watchdog(child: std::process::Child, limit: Duration) -> Option<Output> {
+    use nix::sys::signal::{kill, Signal};
+    // Not reaped before the waiter returns: the pid stays the child's.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(limit) {
+        Ok(out) => Some(out.unwrap()),
+        Err(_) => {
+            let _ = kill(pid, Signal::SIGINT);
+            if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            None
+        }
+    };
+    waiter.join().unwrap();
+    out
 }
 
 #[test]
@@ -130,43 +169,24 @@ fn bridge_ps_never_loses_the_bridge() {
 
 #[test]
 fn bridge_ps_ends_and_cleans_up_when_a_lister_fails() {
-    let mut child = Command::new(example("bridge_ps"))
-        .env("BRIDGE_PS_CONTAINERS", "4")
-        .env("BRIDGE_PS_FAIL_AT", "2")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let bridge = format!("nsgbr{}", child.id() % 1_000_000);
-    let bridge_exists = || {
-        Command::new("ip")
-            .args(["link", "show", &bridge])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
+    let mut cmd = Command::new(example("bridge_ps"));
+    cmd.env("BRIDGE_PS_CONTAINERS", "4")
+        .env("BRIDGE_PS_FAIL_AT", "2");
     // A watchdog: the example used to hang here for ever.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let left_behind = bridge_exists();
+    let (pid, out) = run_with_watchdog(cmd, Duration::from_secs(60));
+    let bridge = format!("nsgbr{}", pid % 1_000_000);
+    let left_behind = Command::new("ip")
+        .args(["link", "show", &bridge])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if left_behind {
         let _ = Command::new("ip")
             .args(["link", "delete", &bridge])
             .status();
     }
-    let status = status.expect("bridge_ps hung after a lister failed (killed after 60 s)");
-    let out = child.wait_with_output().unwrap();
+    let out = out.expect("bridge_ps hung after a lister failed (killed after 60 s)");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!status.success(), "{stderr}");
+    assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("bridge-ps-absent"), "{stderr}");
     assert!(!left_behind, "bridge {bridge} was left behind");
 }
@@ -178,11 +198,6 @@ fn http_in_netns_reaches_the_server_only_from_inside() {
         stdout.contains("dialled inside A  -> hello from inside namespace A"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("client by name    -> 200 OK hello from inside namespace A"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("threads left in A -> 0"), "{stdout}");
     assert!(stdout.contains("from the host      -> fails"), "{stdout}");
 }
 
@@ -241,5 +256,104 @@ fn async_http_in_netns_serves_inside_only() {
         stdout.contains("dialled inside A  -> 200 OK hello from inside namespace A"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("client by name    -> 200 OK hello from inside namespace A"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("threads left in A -> 0"), "{stdout}");
     assert!(stdout.contains("from the host      -> fails"), "{stdout}");
+}
+
+/// The names of the CNI-style example run as `pid` left in /run/netns and
+/// among the host's links.
+fn cni_leftovers(pid: u32) -> Vec<String> {
+    let mut left: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|name| name.ends_with(&format!("-cni-{pid}")))
+                .map(|name| format!("/run/netns/{name}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let links = [format!("cnih{pid}"), format!("cnic{pid}")];
+    left.extend(
+        nix::net::if_::if_nameindex()
+            .unwrap()
+            .iter()
+            .map(|i| i.name().to_string_lossy().into_owned())
+            .filter(|name| links.contains(name))
+            .map(|name| format!("link {name}")),
+    );
+    left
+}
+
+/// The CNI-style example: on every cycle, with both libraries, the host
+/// reaches the address made inside over rtnetlink; nothing of its names is
+/// left in /run/netns or among the host's links, checked here too.
+#[test]
+fn cni_adds_and_deletes_with_rtnetlink_and_leaves_nothing() {
+    let (pid, out) = run_with_watchdog(Command::new(example("cni")), Duration::from_secs(120));
+    let left = cni_leftovers(pid);
+    let out = out.expect("cni hung (interrupted after 120 s)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "cni: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+    if let Some(skipped) = stdout.lines().find(|l| l.starts_with("skipped: ")) {
+        eprintln!("{skipped}");
+        return;
+    }
+    for library in ["nsguard ", "netns-rs "] {
+        let lines = || stdout.lines().filter(|l| l.starts_with(library));
+        let reached = lines()
+            .filter(|l| l.contains(": ADD ") && l.contains(", the host reached "))
+            .count();
+        assert_eq!(reached, 3, "{library}: {stdout}");
+        assert!(
+            lines().any(|l| l.contains(" per ADD/DEL cycle ")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("\nDEL left nothing: "), "{stdout}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// Ctrl-C in the middle of the cycles: the example ends with 130 and
+/// leaves nothing behind.
+#[test]
+fn cni_interrupted_leaves_nothing() {
+    use std::io::BufRead;
+    let mut child = Command::new(example("cni"))
+        .env("CNI_CYCLES", "1000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Read on until a cycle is done: the next is under way. The reader
+    // lives until the example ends, so that its prints never fail.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(": ADD ") && stdout.read_line(&mut seen).unwrap() > 0 {}
+    let skipped = seen.contains("skipped: ");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let out = watchdog(child, Duration::from_secs(60));
+    drop(stdout);
+    let left = cni_leftovers(pid);
+    let out = out.expect("cni did not end after Ctrl-C");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(left.is_empty(), "left behind: {left:?}\n{seen}\n{stderr}");
+    if skipped {
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{seen}\n{stderr}");
+    assert!(stderr.contains("cni: interrupted by Ctrl-C"), "{stderr}");
 }
