@@ -323,17 +323,14 @@ impl Netns for WithNsguard {
     }
 
     async fn netlink_inside(&self) -> Result<Netlink, BoxError> {
-        // The future's one poll runs on a worker inside the namespace, in
-        // the context of the set's runtime (the `tokio` feature): rtnetlink's
-        // socket is made inside, for good, and registers with that
-        // runtime's reactor, which nsguard drives at home while a handle to
-        // the namespace is held (`self.set`). The connection is spawned
-        // here, on the caller's runtime. (From sync code, `self.set.run(
-        // rtnetlink::new_connection)` does the same.)
-        let (connection, handle, _) = self
-            .set
-            .run_future(async { rtnetlink::new_connection() })
-            .await??;
+        // The body runs on a worker inside the namespace, in the context of
+        // the set's runtime (the `tokio` feature): rtnetlink's socket is
+        // made inside, for good, and registers with that runtime's reactor,
+        // which nsguard drives at home while a handle to the namespace is
+        // held (`self.set`). The connection is spawned here, on the
+        // caller's runtime. (In async code that makes more than a socket,
+        // `self.set.run_future(async { .. })` polls it all inside.)
+        let (connection, handle, _) = self.set.run(rtnetlink::new_connection)??;
         Ok(Netlink::spawn(connection, handle))
     }
 

@@ -309,3 +309,20 @@ fn a_sets_namespace_without_unwrap() {
     let err = NsSet::new().only().unwrap_err();
     assert!(err.to_string().contains("has: none"), "{err}");
 }
+
+/// The netns-rs idiom: a netlink connection made by a sync body called
+/// from within a runtime. It is inside (a new network namespace has only
+/// `lo`) and works from the caller's runtime.
+#[test]
+fn an_rtnetlink_connection_made_in_a_sync_body_works_and_is_inside() {
+    use futures_util::TryStreamExt;
+    let a = TempNs::new(NsKind::Net);
+    let set = net_set(&a);
+    multi_thread().block_on(async {
+        let (connection, handle, _) = set.run(rtnetlink::new_connection).unwrap().unwrap();
+        let connection = tokio::spawn(connection);
+        let links: Vec<_> = handle.link().get().execute().try_collect().await.unwrap();
+        assert_eq!(links.len(), 1, "only lo: {links:?}");
+        connection.abort();
+    });
+}
