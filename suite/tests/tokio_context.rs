@@ -275,7 +275,12 @@ fn keep_threads_home_brings_a_thread_born_inside_home() {
         runtime.block_on(job).unwrap()
     };
 
-    let plain = multi_thread();
+    // Current-thread runtimes: no thread of their pool exists before the
+    // body asks for one, so it is started from the worker.
+    let plain = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     assert_eq!(
         blocking_from_a_body(&plain),
         a.ino(),
@@ -283,8 +288,8 @@ fn keep_threads_home_brings_a_thread_born_inside_home() {
     );
     drop(plain);
 
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(1).enable_all();
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
     let kept = nsguard::runtime::keep_threads_home(&mut builder)
         .build()
         .unwrap();
