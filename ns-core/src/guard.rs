@@ -10,7 +10,7 @@ use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds, SETNS_ORDER};
 use crate::process::origin;
 use crate::sys;
-use crate::thread::owners::{Owned, Role};
+use crate::thread::owners::InGuard;
 use crate::thread::{marks, ns_links};
 
 /// The calling thread, switched into the namespaces of an [`NsSet`] by
@@ -87,7 +87,7 @@ pub struct NsGuard {
     armed: bool,
     /// For the outermost guard of a thread: counts the thread among those
     /// nsguard has switched (see [`stray_threads`](crate::stray_threads)).
-    _owned: Option<Owned>,
+    _owned: Option<InGuard>,
     /// Makes the guard `!Send` and `!Sync`.
     _thread_bound: PhantomData<*const ()>,
 }
@@ -241,7 +241,7 @@ fn enter(set: &NsSet) -> Result<NsGuard> {
         restore,
         switched,
         armed: true,
-        _owned: (level == 1).then(|| Owned::register(Role::Guard)),
+        _owned: (level == 1).then(InGuard::mark),
         _thread_bound: PhantomData,
     })
 }

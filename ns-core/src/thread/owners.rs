@@ -3,8 +3,10 @@
 //! these from threads that a body or a guard's scope started and left
 //! inside.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::sys::fork_local::{self, ForkLocal};
 
@@ -21,11 +23,21 @@ pub(crate) enum Role {
     Runtime,
 }
 
+/// What nsguard uses one thread for.
+enum Entry {
+    /// For as long as it is registered.
+    Fixed(Role),
+    /// A thread that has entered guards: inside one while the flag is set.
+    /// Registered once per thread, so that entering a guard costs an
+    /// atomic store, not this table's lock.
+    Guards(Arc<AtomicBool>),
+}
+
 /// The threads nsguard uses, by thread id (of the caller's pid namespace),
 /// in this fork generation.
-static OWNED: ForkLocal<Mutex<BTreeMap<i32, Role>>> = ForkLocal::new();
+static OWNED: ForkLocal<Mutex<BTreeMap<i32, Entry>>> = ForkLocal::new();
 
-fn owned() -> MutexGuard<'static, BTreeMap<i32, Role>> {
+fn owned() -> MutexGuard<'static, BTreeMap<i32, Entry>> {
     let made = OWNED.get_or_try_make(|| Ok::<_, std::convert::Infallible>(Mutex::default()));
     let Ok(owned) = made;
     owned.lock().unwrap_or_else(|p| p.into_inner())
@@ -42,7 +54,7 @@ impl Owned {
     /// Counts the calling thread in `role`.
     pub(crate) fn register(role: Role) -> Owned {
         let tid = nix::unistd::gettid().as_raw();
-        owned().insert(tid, role);
+        owned().insert(tid, Entry::Fixed(role));
         Owned {
             tid,
             generation: fork_local::generation(),
@@ -60,5 +72,69 @@ impl Drop for Owned {
 
 /// What nsguard uses thread `tid` (of the caller's pid namespace) for.
 pub(crate) fn role_of(tid: i32) -> Option<Role> {
-    owned().get(&tid).copied()
+    match owned().get(&tid)? {
+        Entry::Fixed(role) => Some(*role),
+        Entry::Guards(inside) => inside.load(Ordering::Acquire).then_some(Role::Guard),
+    }
+}
+
+/// The calling thread's entry among threads that enter guards.
+struct GuardEntry {
+    tid: i32,
+    generation: u64,
+    inside: Arc<AtomicBool>,
+}
+
+impl Drop for GuardEntry {
+    /// The thread exits (or forgets an entry of its parent's fork
+    /// generation).
+    fn drop(&mut self) {
+        if self.generation == fork_local::generation() {
+            owned().remove(&self.tid);
+        }
+    }
+}
+
+std::thread_local! {
+    static GUARD_ENTRY: RefCell<Option<GuardEntry>> = const { RefCell::new(None) };
+}
+
+/// The calling thread counted as inside a guard until this is dropped (for
+/// the outermost guard; the thread itself must drop it).
+pub(crate) struct InGuard(());
+
+impl InGuard {
+    pub(crate) fn mark() -> InGuard {
+        GUARD_ENTRY.with(|entry| {
+            let mut entry = entry.borrow_mut();
+            let generation = fork_local::generation();
+            let current = entry
+                .as_ref()
+                .filter(|e| e.generation == generation)
+                .map(|e| Arc::clone(&e.inside));
+            let inside = current.unwrap_or_else(|| {
+                let tid = nix::unistd::gettid().as_raw();
+                let inside = Arc::new(AtomicBool::new(false));
+                owned().insert(tid, Entry::Guards(Arc::clone(&inside)));
+                *entry = Some(GuardEntry {
+                    tid,
+                    generation,
+                    inside: Arc::clone(&inside),
+                });
+                inside
+            });
+            inside.store(true, Ordering::Release);
+        });
+        InGuard(())
+    }
+}
+
+impl Drop for InGuard {
+    fn drop(&mut self) {
+        let _ = GUARD_ENTRY.try_with(|entry| {
+            if let Some(entry) = entry.borrow().as_ref() {
+                entry.inside.store(false, Ordering::Release);
+            }
+        });
+    }
 }
