@@ -151,7 +151,10 @@ impl ExecutorBuilder {
     /// How long a caller waiting for its result, and a worker waiting for
     /// its next call, spin before they park (default: 20 µs; at most 1 s,
     /// see [`build`](Self::build)). Spinning turns a ~50 µs wake-up into a
-    /// sub-microsecond handoff; zero parks at once and saves CPU.
+    /// sub-microsecond handoff; zero parks at once and saves CPU. A worker
+    /// spins only while calls come within the budget: once one came later
+    /// (a caller that calls now and then), it parks at once until calls
+    /// come quickly again.
     #[must_use]
     pub fn spin(mut self, budget: Duration) -> ExecutorBuilder {
         self.config.spin = budget;
