@@ -24,7 +24,10 @@ compile_error!("nsguard supports Linux only: namespaces are a feature of the Lin
 // Each module is declared with its own `cfg` (not inside a macro), so that
 // rustfmt and every other tool that follows `mod` items sees all of them.
 
-// 0. Events for the optional `tracing` feature (a macro, used everywhere).
+// 0. Events for the optional `tracing` feature (a macro, used everywhere),
+//    and the concurrency primitives (`std`'s, or loom's under the model).
+#[cfg(target_os = "linux")]
+mod sync;
 #[cfg(target_os = "linux")]
 mod trace;
 

@@ -9,13 +9,16 @@
 //! in.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, Thread};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, WorkerCause};
 use crate::executor::set_ref::SetRef;
 use crate::process::user_code::contain;
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::hint::spin_loop;
+use crate::sync::thread::{self, Thread};
+use crate::sync::time::Instant;
+use crate::sync::SPINS_PER_LOOK;
 
 /// What a worker does with a [`Task`](crate::executor::task::Task): run the closure, or refuse it.
 type Job<'a> = dyn FnMut(Option<Error>) + Send + 'a;
@@ -95,13 +98,13 @@ pub(crate) fn call<'a, R, F>(
     f: F,
     spin: Duration,
     submit: impl FnOnce(ScopedTask),
-) -> Result<thread::Result<R>, Error>
+) -> Result<std::thread::Result<R>, Error>
 where
     F: FnOnce() -> R + Send + 'a,
     R: Send + 'a,
 {
     let mut f = Some(f);
-    let mut out: Option<Result<thread::Result<R>, Error>> = None;
+    let mut out: Option<Result<std::thread::Result<R>, Error>> = None;
     // Runs on the worker (or wherever the task is failed): the closure, and
     // its drop when it is not run, are user code and must not unwind there.
     // A panic while dropping an unrun closure reaches the caller as the
@@ -177,8 +180,8 @@ pub(crate) fn spin_until(mut cond: impl FnMut() -> bool, budget: Duration) -> bo
     }
     let start = Instant::now();
     loop {
-        for _ in 0..64 {
-            std::hint::spin_loop();
+        for _ in 0..SPINS_PER_LOOK {
+            spin_loop();
             if cond() {
                 return true;
             }
@@ -189,6 +192,6 @@ pub(crate) fn spin_until(mut cond: impl FnMut() -> bool, budget: Duration) -> bo
         // Let another runnable thread (a worker checking itself, the body
         // being waited for) have the core: with more spinners than cores,
         // pure spinning starves the very thread being waited for.
-        std::thread::yield_now();
+        thread::yield_now();
     }
 }

@@ -1,10 +1,9 @@
 //! [`Mailbox`]: how a worker thread is sent its next message ([`Msg`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
-use std::thread::{self, Thread};
-
 use crate::executor::task::Task;
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::thread::{self, Thread};
+use crate::sync::{Mutex, MutexGuard};
 
 /// A message to a worker.
 pub(crate) enum Msg {

@@ -7,11 +7,12 @@
 //! [`register`] installs, so that the handles know nothing of executors.
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Result;
 use crate::executor::scheduler::Scheduler;
 use crate::handle::registry::set_last_handle_hook;
+use crate::sync::time::Instant;
 use crate::sys::fork_local::ForkLocal;
 
 /// Every executor made in this fork generation (a forked child starts with

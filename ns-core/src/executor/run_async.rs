@@ -5,8 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, Result};
@@ -16,6 +15,8 @@ use crate::executor::set_ref::SetRef;
 use crate::executor::task::{OwnedTask, Task, Work};
 use crate::handle::set::NsSet;
 use crate::process::user_code::{contain, drop_contained};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::Mutex;
 use crate::sys::fork_local;
 use crate::thread::marks;
 

@@ -5,10 +5,8 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result, WorkerCause};
 use crate::executor::config::Config;
@@ -22,6 +20,10 @@ use crate::handle::registry::is_held;
 use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
 use crate::process::origin::{Origin, Request};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::thread;
+use crate::sync::time::Instant;
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::sys::fork_local;
 use crate::thread::location::{tracked, Location};
 
@@ -32,10 +34,17 @@ pub(crate) const WORKER_NAME: &str = "nsguard-worker";
 /// that the books need not know the worker's code.
 pub(crate) type WorkerMain = fn(Arc<Scheduler>, Arc<Mailbox>, Task);
 
+#[cfg(not(loom))]
 thread_local! {
     /// The executor (its scheduler's address and fork generation) whose
     /// worker this thread is; `(0, 0)` for other threads.
     static WORKER_OF: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
+}
+
+// Loom runs every thread of a model on one OS thread: its own thread-locals.
+#[cfg(loom)]
+loom::thread_local! {
+    static WORKER_OF: Cell<(usize, u64)> = Cell::new((0, 0));
 }
 
 /// An idle worker, as the books see it.

@@ -46,6 +46,8 @@ pub(crate) struct Origin {
     pub(crate) location: Location,
     /// Its thread id, to compare fs contexts with (`kcmp`).
     pub(crate) tid: i32,
+    // Unused under loom, whose model origin starts threads itself.
+    #[cfg_attr(loom, allow(dead_code))]
     requests: mpsc::Sender<Request>,
 }
 
@@ -63,6 +65,42 @@ pub(crate) struct Request {
 
 /// The origin of this process's fork generation.
 static ORIGIN: ForkLocal<Origin> = ForkLocal::new();
+
+// The threads the model's origin started in this execution of a loom
+// model, to be joined before it ends.
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref MODEL_THREADS: std::sync::Mutex<Vec<loom::thread::JoinHandle<()>>> =
+        std::sync::Mutex::default();
+    static ref MODEL_STARTED: std::sync::atomic::AtomicUsize =
+        std::sync::atomic::AtomicUsize::new(0);
+}
+
+/// How many threads the model's origin started in this execution.
+#[cfg(loom)]
+pub(crate) fn model_threads_started() -> usize {
+    MODEL_STARTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Waits until every thread the model's origin started (and those they
+/// started) has ended; returns how many there were.
+#[cfg(loom)]
+pub(crate) fn join_model_threads() -> usize {
+    let mut joined = 0;
+    loop {
+        let next = MODEL_THREADS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let Some(thread) = next else {
+            return joined;
+        };
+        if let Err(panic) = thread.join() {
+            std::panic::resume_unwind(panic);
+        }
+        joined += 1;
+    }
+}
 
 /// This process's origin, started on first use.
 ///
@@ -130,10 +168,39 @@ impl Origin {
         })
     }
 
+    /// An origin for the loom models of the executor: no thread behind
+    /// it, and the process's namespaces at `location` (worked out by the
+    /// model); [`spawn`](Self::spawn) starts a model thread itself.
+    #[cfg(loom)]
+    pub(crate) fn for_model(location: Location) -> Origin {
+        Origin {
+            home: NsSet::new(),
+            returnable: NsKinds::EMPTY,
+            location,
+            tid: 0,
+            requests: mpsc::channel().0,
+        }
+    }
+
     /// Starts a thread (asynchronously); `request.failed` is called if it
     /// cannot be.
     pub(crate) fn spawn(&self, request: Request) {
-        if let Err(mpsc::SendError(request)) = self.requests.send(request) {
+        // Loom owns every thread of a model: the model's origin starts the
+        // thread itself, at once.
+        #[cfg(loom)]
+        let sent: Result<(), mpsc::SendError<Request>> = {
+            drop(request.failed);
+            MODEL_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let thread = crate::sync::thread::spawn(request.start);
+            MODEL_THREADS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(thread);
+            Ok(())
+        };
+        #[cfg(not(loom))]
+        let sent = self.requests.send(request);
+        if let Err(mpsc::SendError(request)) = sent {
             let failed = request.failed;
             let _ = contain(move || {
                 failed(Error::Worker {
