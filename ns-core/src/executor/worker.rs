@@ -2,8 +2,7 @@
 //! the call left the thread as it was, and waits for the next one.
 
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result, WorkerCause};
 use crate::executor::mailbox::{Mailbox, Msg};
@@ -12,6 +11,8 @@ use crate::executor::set_ref::SetRef;
 use crate::executor::stats::{Counters, Retirement};
 use crate::executor::task::Task;
 use crate::kind::NsKind;
+use crate::sync::thread;
+use crate::sync::time::Instant;
 use crate::sys;
 use crate::thread::census;
 use crate::thread::facts::{Facts, FactsReader};
@@ -52,15 +53,63 @@ impl Drop for WorkerSlot<'_> {
     }
 }
 
+/// What a worker's life needs of its thread: where it is, serving a task
+/// there, going home. [`State`] does it with system calls; the loom models
+/// of the executor (`executor/models/`) with none.
+pub(crate) trait WorkerThread {
+    /// Where the thread is.
+    fn location(&self) -> Location;
+    /// Runs one task (see [`serve`]).
+    fn serve(
+        &mut self,
+        scheduler: &Scheduler,
+        task: Task,
+        id: u64,
+        parked: bool,
+    ) -> Result<(), Retirement>;
+    /// Switches back to the home namespaces (see [`go_home`]).
+    fn go_home(&mut self, scheduler: &Scheduler) -> Result<()>;
+}
+
+impl WorkerThread for State {
+    fn location(&self) -> Location {
+        self.location
+    }
+
+    fn serve(
+        &mut self,
+        scheduler: &Scheduler,
+        task: Task,
+        id: u64,
+        parked: bool,
+    ) -> Result<(), Retirement> {
+        serve(scheduler, self, task, id, parked)
+    }
+
+    fn go_home(&mut self, scheduler: &Scheduler) -> Result<()> {
+        go_home(scheduler, self)
+    }
+}
+
 /// A worker thread's life: serve `first`, then every message until it is
 /// told to exit, idles past the timeout, or must be retired.
 pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task) {
+    life(&scheduler, &handle, first, start);
+}
+
+/// [`main`], on a thread that `start` settles in the executor's home.
+pub(crate) fn life<W: WorkerThread>(
+    scheduler: &Arc<Scheduler>,
+    handle: &Arc<Mailbox>,
+    first: Task,
+    start: impl FnOnce(&Scheduler) -> Result<W>,
+) {
     let mut place = WorkerSlot {
-        scheduler: &scheduler,
+        scheduler,
         id: handle.id,
         armed: true,
     };
-    let mut state = match start(&scheduler) {
+    let mut state = match start(scheduler) {
         Ok(state) => state,
         Err(err) => {
             crate::trace::event!(tracing::Level::WARN, error = %err, "a new worker could not start");
@@ -73,7 +122,7 @@ pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task)
         worker = nix::unistd::gettid().as_raw(),
         "worker started"
     );
-    scheduler.relocate(handle.id, state.location);
+    scheduler.relocate(handle.id, state.location());
     let mut next = Some(Msg::Task(first));
     // How long to spin for the next message before parking: the configured
     // budget while messages come within it, none once one did not (a
@@ -85,7 +134,7 @@ pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task)
         // Whether this worker parked a while waiting for the message.
         let (msg, parked) = match next.take() {
             Some(msg) => (msg, false),
-            None => match scheduler.next_msg(&handle, spin) {
+            None => match scheduler.next_msg(handle, spin) {
                 Some((msg, parked)) => {
                     let gap = idle_since.elapsed();
                     spin = if gap <= budget {
@@ -107,8 +156,8 @@ pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task)
         };
         let after_call = match msg {
             Msg::Task(task) => {
-                if let Err(why) = serve(&scheduler, &mut state, task, handle.id, parked) {
-                    retire(&scheduler, why);
+                if let Err(why) = state.serve(scheduler, task, handle.id, parked) {
+                    retire(scheduler, why);
                     return; // `place` gives the place back
                 }
                 true
@@ -119,15 +168,15 @@ pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task)
                 return;
             }
         };
-        let mut after = scheduler.make_idle(&handle, state.location, after_call);
+        let mut after = scheduler.make_idle(handle, state.location(), after_call);
         idle_since = Instant::now();
         if let AfterCall::GoHome = after {
-            if go_home(&scheduler, &mut state).is_err() {
-                retire(&scheduler, Retirement::CannotGoHome);
+            if state.go_home(scheduler).is_err() {
+                retire(scheduler, Retirement::CannotGoHome);
                 return;
             }
-            scheduler.relocate(handle.id, state.location);
-            after = scheduler.make_idle(&handle, state.location, false);
+            scheduler.relocate(handle.id, state.location());
+            after = scheduler.make_idle(handle, state.location(), false);
         }
         match after {
             AfterCall::Wait | AfterCall::GoHome => {}
