@@ -21,6 +21,10 @@ mod handle;
 #[allow(unsafe_code)] // the lifetime erasure of a borrowing call, argued there
 mod handoff;
 mod mailbox;
+// The loom models (`--cfg loom`): tests, left out of the import graph.
+#[cfg(test)]
+#[cfg(loom)]
+mod models;
 mod registry;
 mod run_async;
 mod run_future;

@@ -633,6 +633,34 @@ impl Scheduler {
     }
 }
 
+/// The books as the loom models read them (`executor/models/`).
+#[cfg(all(test, loom))]
+#[derive(Debug)]
+pub(crate) struct Books {
+    pub(crate) total: usize,
+    /// Ids of the idle workers.
+    pub(crate) idle: Vec<u64>,
+    /// Ids and locations of the workers the books say are alive.
+    pub(crate) located: Vec<(u64, Location)>,
+    pub(crate) pending: usize,
+    pub(crate) waiting: usize,
+}
+
+#[cfg(all(test, loom))]
+impl Scheduler {
+    /// A copy of the books, taken under their lock.
+    pub(crate) fn books(&self) -> Books {
+        let roster = lock(&self.roster);
+        Books {
+            total: roster.total,
+            idle: roster.idle.iter().map(|w| w.worker.id).collect(),
+            located: roster.located.clone(),
+            pending: roster.pending.len(),
+            waiting: roster.waiting,
+        }
+    }
+}
+
 fn remove_located(roster: &mut Roster, id: u64) {
     roster.located.retain(|(w, _)| *w != id);
 }

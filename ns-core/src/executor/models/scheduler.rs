@@ -1,0 +1,183 @@
+//! Dispatch at and beyond the cap, with the real `Scheduler`, `Mailbox`
+//! and worker loop on model threads.
+//!
+//! Invariants, in every interleaving (besides those of the handoff):
+//! - every submitted task finishes or is refused: each blocking call
+//!   returns, each `run_async` future resolves (loom reports a deadlock
+//!   when a thread waits for good);
+//! - once every live worker is idle, `total` equals the live workers and
+//!   `located` names exactly them ([`settle`]);
+//! - after shutdown, once every worker thread has ended, `total` is zero and
+//!   `located`, the idle list and the queue are empty
+//!   ([`shut_down_and_check`]);
+//! - no more threads than the cap plus what the rules allow beyond it: one
+//!   per nesting level of blocking calls, `max_overflow` for `run_async`
+//!   from workers and for the overflow rule ([`peak`]);
+//! - a worker is given only a task it can serve ([`ModelThread::serve`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    at, block_on, check, config, home, is_shut_down, peak, run, scheduler, settle,
+    shut_down_and_check,
+};
+use crate::executor::handle::Executor;
+use crate::handle::registry::Registration;
+use crate::handle::set::NsSet;
+use crate::kind::NsKind;
+use crate::sync::thread;
+
+/// Made-up inode numbers of the namespaces the models' calls ask for.
+const NET_A: u64 = 0x7e57_0001;
+const NET_B: u64 = 0x7e57_0002;
+const MNT_X: u64 = 0x7e57_0003;
+
+/// Cap 1, no overflow: a body's blocking call starts a worker beyond the
+/// cap (its own worker waits for it) while another caller waits at the
+/// cap for a worker to free up.
+#[test]
+fn loom_nested_call_beyond_cap() {
+    check("nested_call_beyond_cap", 2, || {
+        let s = scheduler(config(1, 0));
+        let other = {
+            let s = Arc::clone(&s);
+            thread::spawn(move || run(&s, home(), || 2))
+        };
+        let inner = Arc::clone(&s);
+        let nested = run(&s, at(NsKind::Net, NET_A), move || {
+            run(&inner, at(NsKind::Net, NET_B), || 1)
+        });
+        assert_eq!(nested.ok().and_then(Result::ok), Some(1));
+        assert_eq!(other.join().ok().and_then(Result::ok), Some(2));
+        assert!(
+            peak() <= 2,
+            "{} workers for cap 1 and one nested call",
+            peak()
+        );
+        settle(&s);
+        shut_down_and_check(&s);
+    });
+}
+
+/// Cap 1, `max_overflow` 1: a body awaits a `run_async` it submitted from
+/// its busy worker (it goes beyond the cap), while a `run_async` from
+/// outside queues at the cap.
+#[test]
+fn loom_run_async_from_busy_worker_at_cap() {
+    check("run_async_from_busy_worker_at_cap", 3, || {
+        let s = scheduler(config(1, 1));
+        let executor = Executor::from_scheduler(Arc::clone(&s));
+        let outside = executor.run_async(&NsSet::new(), || 3);
+        let inner = executor.clone();
+        let awaited = run(&s, home(), move || {
+            block_on(inner.run_async(&NsSet::new(), || 4))
+        });
+        assert_eq!(awaited.ok().and_then(Result::ok), Some(4));
+        assert_eq!(block_on(outside).ok(), Some(3));
+        assert!(peak() <= 2, "{} workers for cap 1, max_overflow 1", peak());
+        drop(executor);
+        shut_down_and_check(&s);
+    });
+}
+
+/// Cap 1, `max_overflow` 1, `overflow_after` zero: a body waits for two
+/// threads of its own that call into the executor. One gets a worker
+/// beyond the cap (no call finished while it waited); the other waits for
+/// a worker to free up, within the bound.
+#[test]
+fn loom_overflow_rule() {
+    check("overflow_rule", 2, || {
+        let mut config = config(1, 1);
+        config.overflow_after = Duration::ZERO;
+        let s = scheduler(config);
+        let inner = Arc::clone(&s);
+        let sum = run(&s, home(), move || {
+            let callers: Vec<_> = [5, 6]
+                .into_iter()
+                .map(|n| {
+                    let s = Arc::clone(&inner);
+                    thread::spawn(move || run(&s, home(), move || n))
+                })
+                .collect();
+            callers
+                .into_iter()
+                .map(|t| t.join().ok().and_then(Result::ok).unwrap_or(0))
+                .sum::<i32>()
+        });
+        assert_eq!(sum.ok(), Some(11));
+        assert!(peak() <= 2, "{} workers for cap 1, max_overflow 1", peak());
+        settle(&s);
+        shut_down_and_check(&s);
+    });
+}
+
+/// Cap 1: a worker that entered mount namespace X (one-way: it serves X
+/// only) is idle when a call for home comes: it is replaced. Another call
+/// for X races it.
+#[test]
+fn loom_replace_idle_one_way_worker() {
+    check("replace_idle_one_way_worker", 3, || {
+        let s = scheduler(config(1, 0));
+        let x = at(NsKind::Mnt, MNT_X);
+        // The program holds X: its workers stay there, idle.
+        let held = Registration::new(MNT_X);
+        assert!(run(&s, x, || ()).is_ok());
+        let other = {
+            let s = Arc::clone(&s);
+            thread::spawn(move || run(&s, home(), || 1))
+        };
+        assert!(run(&s, x, || ()).is_ok());
+        assert_eq!(other.join().ok().and_then(Result::ok), Some(1));
+        settle(&s);
+        shut_down_and_check(&s);
+        drop(held);
+    });
+}
+
+/// Cap 1, idle timeout zero: every idle worker times out at once, racing
+/// the calls that would claim it.
+#[test]
+fn loom_idle_timeout_races_call() {
+    check("idle_timeout_races_call", 3, || {
+        let mut config = config(1, 0);
+        config.idle_timeout = Duration::ZERO;
+        let s = scheduler(config);
+        let other = {
+            let s = Arc::clone(&s);
+            thread::spawn(move || run(&s, home(), || 1))
+        };
+        assert!(run(&s, home(), || ()).is_ok());
+        assert_eq!(other.join().ok().and_then(Result::ok), Some(1));
+        settle(&s);
+        shut_down_and_check(&s);
+    });
+}
+
+/// Cap 1: the last handle to the executor goes (shutdown) while a
+/// blocking call and a `run_async` are dispatched: each finishes or is
+/// refused with `ShutDown`, and every worker leaves the books.
+#[test]
+fn loom_shutdown_races_call() {
+    check("shutdown_races_call", 3, || {
+        let s = scheduler(config(1, 0));
+        let executor = Executor::from_scheduler(Arc::clone(&s));
+        let blocking = {
+            let s = Arc::clone(&s);
+            thread::spawn(move || run(&s, home(), || 1))
+        };
+        let owned = executor.run_async(&NsSet::new(), || 2);
+        drop(executor);
+        match blocking.join().ok() {
+            Some(Ok(1)) => {}
+            Some(Err(err)) if is_shut_down(&err) => {}
+            _ => panic!("a blocking call neither finished nor was refused"),
+        }
+        match block_on(owned) {
+            Ok(2) => {}
+            Err(err) if is_shut_down(&err) => {}
+            _ => panic!("a run_async neither finished nor was refused"),
+        }
+        shut_down_and_check(&s);
+    });
+}
