@@ -195,3 +195,139 @@ pub(crate) fn spin_until(mut cond: impl FnMut() -> bool, budget: Duration) -> bo
         thread::yield_now();
     }
 }
+
+/// The handoff on real threads, without a system call of nsguard's: what
+/// Miri checks (`cargo +nightly miri test -p nsguard-core --lib handoff`):
+/// the erased lifetimes, the result and panic slots in the caller's
+/// frame, and the release of the caller.
+#[cfg(test)]
+#[cfg(not(loom))]
+mod tests {
+    use super::*;
+    use crate::handle::set::NsSet;
+
+    /// Hands the task to a new thread, which finishes it with `failure`.
+    fn to_worker(failure: Option<Error>) -> impl FnOnce(ScopedTask) {
+        move |task| drop(std::thread::spawn(move || task.finish(failure)))
+    }
+
+    #[test]
+    fn a_borrowing_call_returns_its_result_and_leaves_its_writes() {
+        let empty = NsSet::new();
+        for spin in [Duration::ZERO, Duration::from_micros(50)] {
+            let mut lent = vec![1, 2];
+            let out = call(
+                &SetRef::from_set(&empty),
+                || {
+                    lent.push(3);
+                    lent.len()
+                },
+                spin,
+                to_worker(None),
+            );
+            assert_eq!(out.ok().and_then(|r| r.ok()), Some(3));
+            assert_eq!(lent, [1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn a_panic_reaches_the_caller_with_its_payload() {
+        let empty = NsSet::new();
+        let lent = String::from("borrowed");
+        let out = call(
+            &SetRef::from_set(&empty),
+            || -> usize { std::panic::resume_unwind(Box::new(lent.len())) },
+            Duration::ZERO,
+            to_worker(None),
+        );
+        match out {
+            Ok(Err(payload)) => assert_eq!(payload.downcast_ref::<usize>(), Some(&8)),
+            _ => panic!("the panic did not reach the caller"),
+        }
+    }
+
+    #[test]
+    fn a_refused_call_drops_its_closure_on_the_worker_and_reports() {
+        let empty = NsSet::new();
+        let mut dropped = false;
+        struct Flag<'a>(&'a mut bool);
+        impl Drop for Flag<'_> {
+            fn drop(&mut self) {
+                *self.0 = true;
+            }
+        }
+        let flag = Flag(&mut dropped);
+        let refusal = Error::Worker {
+            cause: WorkerCause::ShutDown,
+            reason: "refused by the test".into(),
+        };
+        let out = call(
+            &SetRef::from_set(&empty),
+            move || drop(flag),
+            Duration::ZERO,
+            to_worker(Some(refusal)),
+        );
+        assert!(matches!(
+            out,
+            Err(Error::Worker {
+                cause: WorkerCause::ShutDown,
+                ..
+            })
+        ));
+        assert!(dropped);
+    }
+
+    #[test]
+    fn a_task_dropped_unrun_releases_its_caller() {
+        let empty = NsSet::new();
+        let out = call(
+            &SetRef::from_set(&empty),
+            || 1,
+            Duration::ZERO,
+            |task| drop(std::thread::spawn(move || drop(task))),
+        );
+        assert!(matches!(
+            out,
+            Err(Error::Worker {
+                cause: WorkerCause::Dropped,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_panicking_submit_drops_the_task_before_the_frame_goes() {
+        let empty = NsSet::new();
+        let unwound = catch_unwind(AssertUnwindSafe(|| {
+            call(
+                &SetRef::from_set(&empty),
+                || 1,
+                Duration::ZERO,
+                |task| {
+                    let _task = task;
+                    std::panic::resume_unwind(Box::new("submit failed"))
+                },
+            )
+        }));
+        let payload = unwound.expect_err("the submit's panic goes on");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"submit failed"));
+    }
+
+    #[test]
+    fn the_callers_park_token_survives_a_call_that_parked() {
+        let empty = NsSet::new();
+        let caller = std::thread::current();
+        let out = call(
+            &SetRef::from_set(&empty),
+            || {
+                // A waker of the caller's own future, woken by the body.
+                caller.unpark();
+                std::thread::sleep(Duration::from_millis(1));
+            },
+            Duration::ZERO,
+            to_worker(None),
+        );
+        assert!(out.is_ok_and(|r| r.is_ok()));
+        std::thread::park(); // returns: the body's wake-up is still there
+    }
+}

@@ -131,6 +131,30 @@ mod tests {
     }
 
     #[test]
+    fn threads_racing_to_make_it_all_get_the_one_published() {
+        static VALUE: ForkLocal<Box<u64>> = ForkLocal::new();
+        let made = std::sync::Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let made = std::sync::Arc::clone(&made);
+                std::thread::spawn(move || {
+                    let value = VALUE
+                        .get_or_try_make(|| {
+                            let n = made.fetch_add(1, Ordering::SeqCst) as u64;
+                            Ok::<_, ()>(Box::new(100 + n))
+                        })
+                        .unwrap();
+                    value as *const Box<u64> as usize
+                })
+            })
+            .collect();
+        let seen: Vec<usize> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(seen.iter().all(|p| *p == seen[0]), "one value for all");
+        let published = VALUE.get().unwrap();
+        assert!((100..100 + made.load(Ordering::SeqCst) as u64).contains(&**published));
+    }
+
+    #[test]
     fn nothing_is_kept_on_error() {
         static VALUE: ForkLocal<u8> = ForkLocal::new();
         assert_eq!(VALUE.get_or_try_make(|| Err::<u8, _>("no")), Err("no"));

@@ -265,3 +265,83 @@ impl Facts {
         Ok(())
     }
 }
+
+/// The status-line parsing, on made-up texts (no system call: Miri runs
+/// these).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "Name:\tworker\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\n\
+                          Gid:\t0\t0\t0\t0\nGroups:\t\nCapEff:\t000001ffffffffff\n\
+                          NoNewPrivs:\t0\nSeccomp:\t0\nSigBlk:\t0000000000000000\n\
+                          Cpus_allowed:\tf\nvoluntary_ctxt_switches:\t7\n";
+
+    fn facts(status: &[u8]) -> Facts {
+        Facts {
+            status: status.to_vec(),
+            execution: Execution {
+                securebits: 0,
+                personality: 0,
+                timer_slack: 50_000,
+                sched: [0; 7],
+                ioprio: 0,
+            },
+            files: Sharing::Shared,
+            fs: Fs::Process(Sharing::Shared),
+        }
+    }
+
+    #[test]
+    fn keeps_only_the_lines_a_body_could_change() {
+        let kept: Vec<&[u8]> = wanted_lines(STATUS.as_bytes(), false).collect();
+        let keys: Vec<&str> = kept
+            .iter()
+            .map(|l| std::str::from_utf8(l).unwrap().split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "Uid",
+                "Gid",
+                "Groups",
+                "CapEff",
+                "NoNewPrivs",
+                "Seccomp",
+                "SigBlk",
+                "Cpus_allowed"
+            ]
+        );
+        // The umask counts only on a worker with a private fs context.
+        assert!(wanted_lines(STATUS.as_bytes(), true).any(|l| l.starts_with(b"Umask:")));
+        // A key is matched whole, not as a prefix.
+        assert_eq!(wanted_lines(b"Uidx:\t1\nCapEffy:\t0", false).count(), 0);
+        assert_eq!(wanted_lines(b"", true).count(), 0);
+    }
+
+    #[test]
+    fn compares_credentials_line_by_line() {
+        let mine = facts(b"Uid:\t0\t0\t0\t0\nCapEff:\t000001ffffffffff\nSigBlk:\t1");
+        assert_eq!(mine.same_credentials_as(STATUS.as_bytes()), Ok(()));
+        let dropped = STATUS.replace("CapEff:\t000001ffffffffff", "CapEff:\t0000000000000000");
+        let err = mine.same_credentials_as(dropped.as_bytes()).unwrap_err();
+        assert!(err.starts_with("CapEff: 000001ffffffffff here, 0000000000000000"));
+        // A line the other text lacks differs too.
+        assert!(mine.same_credentials_as(b"Name:\tmain").is_err());
+    }
+
+    #[test]
+    fn describes_what_changed() {
+        let before = facts(b"Uid:\t0\t0\t0\t0\nSigBlk:\t0");
+        let mut after = facts(b"Uid:\t1000\t1000\t1000\t1000\nSigBlk:\t0");
+        after.files = Sharing::Detached;
+        let change = before.describe_change(&after);
+        assert!(change.starts_with("Uid: 1000 1000 1000 1000"), "{change}");
+        assert!(
+            change.contains("fd table Detached (was Shared)"),
+            "{change}"
+        );
+        assert!(!change.contains("SigBlk"), "{change}");
+        assert_eq!(before.describe_change(&before), "");
+    }
+}
