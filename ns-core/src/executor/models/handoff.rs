@@ -91,35 +91,37 @@ fn loom_handoff_panic() {
 
 #[test]
 fn loom_handoff_refused() {
-    check("handoff_refused", 3, || {
-        let empty = NsSet::new();
-        // Dropped unrun on the worker: its drop must be done when the
-        // caller returns.
-        let lent = AtomicU32::new(0);
-        struct Guard<'a>(&'a AtomicU32);
-        impl Drop for Guard<'_> {
-            fn drop(&mut self) {
-                self.0.store(9, Relaxed);
+    for spin in SPINS {
+        check(&format!("handoff_refused spin={spin:?}"), 3, move || {
+            let empty = NsSet::new();
+            // Dropped unrun on the worker: its drop must be done when the
+            // caller returns.
+            let lent = AtomicU32::new(0);
+            struct Guard<'a>(&'a AtomicU32);
+            impl Drop for Guard<'_> {
+                fn drop(&mut self) {
+                    self.0.store(9, Relaxed);
+                }
             }
-        }
-        let guard = Guard(&lent);
-        let refusal = Error::Worker {
-            cause: WorkerCause::ShutDown,
-            reason: "refused by the model".into(),
-        };
-        let result = call(
-            &SetRef::from_set(&empty),
-            move || drop(guard),
-            Duration::from_micros(2),
-            to_worker(Some(refusal)),
-        );
-        assert!(matches!(
-            result,
-            Err(Error::Worker {
+            let guard = Guard(&lent);
+            let refusal = Error::Worker {
                 cause: WorkerCause::ShutDown,
-                ..
-            })
-        ));
-        assert_eq!(lent.load(Relaxed), 9);
-    });
+                reason: "refused by the model".into(),
+            };
+            let result = call(
+                &SetRef::from_set(&empty),
+                move || drop(guard),
+                spin,
+                to_worker(Some(refusal)),
+            );
+            assert!(matches!(
+                result,
+                Err(Error::Worker {
+                    cause: WorkerCause::ShutDown,
+                    ..
+                })
+            ));
+            assert_eq!(lent.load(Relaxed), 9);
+        });
+    }
 }
