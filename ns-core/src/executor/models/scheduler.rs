@@ -32,6 +32,7 @@ use crate::sync::thread;
 const NET_A: u64 = 0x7e57_0001;
 const NET_B: u64 = 0x7e57_0002;
 const MNT_X: u64 = 0x7e57_0003;
+const MNT_Y: u64 = 0x7e57_0004;
 
 /// Cap 1, no overflow: a body's blocking call starts a worker beyond the
 /// cap (its own worker waits for it) while another caller waits at the
@@ -178,6 +179,47 @@ fn loom_shutdown_races_call() {
             Err(err) if is_shut_down(&err) => {}
             _ => panic!("a run_async neither finished nor was refused"),
         }
+        shut_down_and_check(&s);
+    });
+}
+
+/// Cap 1: a worker that entered mount namespace Y, which the program does
+/// not hold, cannot go home after its call and retires (`WorkerSlot` gives
+/// its place back through `forget_worker`) while a blocking call waits at
+/// the cap for it.
+#[test]
+fn loom_retired_worker_gives_its_place_back() {
+    check("retired_worker_gives_its_place_back", 3, || {
+        let s = scheduler(config(1, 0));
+        let waiting = {
+            let s = Arc::clone(&s);
+            thread::spawn(move || run(&s, home(), || 1))
+        };
+        assert!(run(&s, at(NsKind::Mnt, MNT_Y), || ()).is_ok());
+        assert_eq!(waiting.join().ok().and_then(Result::ok), Some(1));
+        assert!(peak() <= 1, "{} workers for cap 1", peak());
+        settle(&s);
+        shut_down_and_check(&s);
+    });
+}
+
+/// Cap 1: the same, with a `run_async` submitted meanwhile from another
+/// thread: queued at the cap, it gets the place of the worker that cannot
+/// serve it (`make_idle`) or that retires (`forget_worker`), or a new one.
+#[test]
+fn loom_retired_worker_place_goes_to_a_queued_task() {
+    check("retired_worker_place_goes_to_a_queued_task", 3, || {
+        let s = scheduler(config(1, 0));
+        let executor = Executor::from_scheduler(Arc::clone(&s));
+        let submitter = {
+            let executor = executor.clone();
+            thread::spawn(move || block_on(executor.run_async(&NsSet::new(), || 2)))
+        };
+        assert!(run(&s, at(NsKind::Mnt, MNT_Y), || ()).is_ok());
+        assert_eq!(submitter.join().ok().and_then(Result::ok), Some(2));
+        assert!(peak() <= 1, "{} workers for cap 1", peak());
+        settle(&s);
+        drop(executor);
         shut_down_and_check(&s);
     });
 }
