@@ -23,7 +23,9 @@ const NET_N: u64 = 0x7e57_0101;
 #[test]
 fn loom_last_handle_dropped_while_dispatching() {
     check("last_handle_dropped_while_dispatching", 3, || {
-        let s = scheduler(config(1, 0));
+        let mut config = config(1, 0);
+        config.spin = Duration::from_micros(2); // spin, then park
+        let s = scheduler(config);
         let n = at(NsKind::Net, NET_N);
         // The program's handle to N (the count `is_held` reads).
         let handle = Registration::new(NET_N);

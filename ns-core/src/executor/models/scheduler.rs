@@ -67,7 +67,9 @@ fn loom_nested_call_beyond_cap() {
 #[test]
 fn loom_run_async_from_busy_worker_at_cap() {
     check("run_async_from_busy_worker_at_cap", 3, || {
-        let s = scheduler(config(1, 1));
+        let mut config = config(1, 1);
+        config.spin = Duration::from_micros(2);
+        let s = scheduler(config);
         let executor = Executor::from_scheduler(Arc::clone(&s));
         let outside = executor.run_async(&NsSet::new(), || 3);
         let inner = executor.clone();
@@ -137,22 +139,30 @@ fn loom_replace_idle_one_way_worker() {
 }
 
 /// Cap 1, idle timeout zero: every idle worker times out at once, racing
-/// the calls that would claim it.
+/// the calls that would claim it; callers and workers park at once, or
+/// spin (two looks at the logical clock) and then park.
 #[test]
 fn loom_idle_timeout_races_call() {
-    check("idle_timeout_races_call", 3, || {
-        let mut config = config(1, 0);
-        config.idle_timeout = Duration::ZERO;
-        let s = scheduler(config);
-        let other = {
-            let s = Arc::clone(&s);
-            thread::spawn(move || run(&s, home(), || 1))
-        };
-        assert!(run(&s, home(), || ()).is_ok());
-        assert_eq!(other.join().ok().and_then(Result::ok), Some(1));
-        settle(&s);
-        shut_down_and_check(&s);
-    });
+    for spin in [Duration::ZERO, Duration::from_micros(2)] {
+        check(
+            &format!("idle_timeout_races_call spin={spin:?}"),
+            3,
+            move || {
+                let mut config = config(1, 0);
+                config.idle_timeout = Duration::ZERO;
+                config.spin = spin;
+                let s = scheduler(config);
+                let other = {
+                    let s = Arc::clone(&s);
+                    thread::spawn(move || run(&s, home(), || 1))
+                };
+                assert!(run(&s, home(), || ()).is_ok());
+                assert_eq!(other.join().ok().and_then(Result::ok), Some(1));
+                settle(&s);
+                shut_down_and_check(&s);
+            },
+        );
+    }
 }
 
 /// Cap 1: the last handle to the executor goes (shutdown) while a
