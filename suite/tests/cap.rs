@@ -12,7 +12,8 @@ use nsguard_suite::{block_on, in_child_process, net_set, thread_ino, TempNs};
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Cap 2, two bodies that each wait for a `run_async` of the same
-/// executor: both return (the owned calls get workers beyond the cap).
+/// executor, submitted once both are running: both return (the owned calls
+/// get workers beyond the cap).
 #[test]
 fn bodies_awaiting_run_async_at_the_cap_return() {
     if !in_child_process("bodies_awaiting_run_async_at_the_cap_return", LIMIT) {
@@ -21,12 +22,15 @@ fn bodies_awaiting_run_async_at_the_cap_return() {
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
     let executor = nsguard_suite::capped_executor(2);
+    // Both bodies are running (both workers busy) before either submits.
+    let both_in = std::sync::Barrier::new(2);
     let seen: Vec<u64> = std::thread::scope(|s| {
         let calls: Vec<_> = (0..2)
             .map(|_| {
                 s.spawn(|| {
                     executor
                         .run(&set, || {
+                            both_in.wait();
                             let inner = set.try_clone().unwrap();
                             block_on(executor.run_async(&inner, || thread_ino(NsKind::Net)))
                                 .unwrap()
