@@ -326,8 +326,7 @@ impl Netns for WithNsguard {
         // The body runs on a worker inside the namespace, in the context of
         // the set's runtime (the `tokio` feature): rtnetlink's socket is
         // made inside, for good, and registers with that runtime's reactor,
-        // which nsguard drives at home while a handle to the namespace is
-        // held (`self.set`). The connection is spawned here, on the
+        // which nsguard drives at home for as long as the socket is open. The connection is spawned here, on the
         // caller's runtime. (In async code that makes more than a socket,
         // `self.set.run_future(async { .. })` polls it all inside.)
         let (connection, handle, _) = self.set.run(rtnetlink::new_connection)??;

@@ -331,3 +331,45 @@ fn an_rtnetlink_connection_made_in_a_sync_body_works_and_is_inside() {
         connection.abort();
     });
 }
+
+/// A socket a body made keeps working after the program drops its last
+/// handle to the namespace, as any socket made inside does: the set
+/// runtime serving it is retired, not stopped, and goes once the socket is
+/// closed and no task of its own is left.
+#[test]
+fn a_netlink_connection_outlives_the_set_and_its_runtime_goes_after_it() {
+    use futures_util::TryStreamExt;
+    if !in_child_process(
+        "a_netlink_connection_outlives_the_set_and_its_runtime_goes_after_it",
+        LIMIT,
+    ) {
+        return;
+    }
+    let a = TempNs::new(NsKind::Net);
+    let set = net_set(&a);
+    multi_thread().block_on(async {
+        let (connection, handle, _) = set.run(rtnetlink::new_connection).unwrap().unwrap();
+        let connection = tokio::spawn(connection);
+        assert!(
+            nsguard_suite::threads_named(THREAD) > 0,
+            "the set runtime runs"
+        );
+        drop(set); // the program's last handle: the set runtime is retired
+        let links: Vec<_> = handle.link().get().execute().try_collect().await.unwrap();
+        assert_eq!(links.len(), 1, "still inside, and working: {links:?}");
+        drop(handle);
+        connection.abort();
+        let _ = connection.await;
+    });
+    let deadline = std::time::Instant::now() + nsguard_suite::PATIENCE;
+    while nsguard_suite::threads_named(THREAD) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retired set runtime is still running after its socket closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The name of the set runtimes' threads.
+const THREAD: &str = "nsguard-tokio";

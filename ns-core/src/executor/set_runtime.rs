@@ -22,9 +22,13 @@
 //!   starts (wherever it was started from) and exits after a second idle,
 //!   so blocking work a body starts runs inside, on threads that never
 //!   serve anything else;
-//! - stopped when the program drops its last handle to one of the place's
-//!   namespaces (what it made stops working then: keep a handle while you
-//!   use it), and waited for by `netns::delete`.
+//! - retired when the program drops its last handle to one of the place's
+//!   namespaces (no new body uses it; `netns::delete` waits until its
+//!   blocking threads are gone), and stopped once nothing it serves is
+//!   left: no task spawned on it is alive and its I/O driver has nothing
+//!   registered but its own (read from the kernel: the epoll set's fdinfo,
+//!   found through a marker socket). A socket a body made keeps working
+//!   for as long as it is open, as any socket made inside does.
 //!
 //! A body whose place is the process's own runs in the caller's runtime:
 //! a thread started there is at home.
@@ -56,6 +60,10 @@ pub(crate) const THREAD_NAME: &str = "nsguard-tokio";
 /// before it exits.
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(1);
 
+/// How often a retired set runtime looks whether anything it serves is
+/// left.
+const RETIRED_LOOK: Duration = Duration::from_secs(1);
+
 /// The set runtimes of this fork generation, running or stopping.
 static RUNTIMES: ForkLocal<Mutex<Vec<Arc<SetRuntime>>>> = ForkLocal::new();
 
@@ -69,11 +77,10 @@ fn runtimes() -> MutexGuard<'static, Vec<Arc<SetRuntime>>> {
 struct SetRuntime {
     location: Location,
     handle: Handle,
-    /// Stops the driver; `None` once it was told to.
+    /// Retires it; `None` once it was told to.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    /// Set by the driver thread when the runtime and all its threads are
-    /// gone.
-    finished: (Mutex<bool>, Condvar),
+    /// Its blocking threads, which live inside the place.
+    inside: Arc<(Mutex<usize>, Condvar)>,
 }
 
 impl SetRuntime {
@@ -87,16 +94,17 @@ impl SetRuntime {
         }
     }
 
-    fn wait_finished(&self, deadline: Instant) -> bool {
-        let (done, changed) = &self.finished;
-        let mut finished = lock(done);
-        while !*finished {
+    /// Waits until none of its threads is inside, or `deadline` passes.
+    fn wait_left(&self, deadline: Instant) -> bool {
+        let (count, changed) = &*self.inside;
+        let mut inside = lock(count);
+        while *inside > 0 {
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            finished = changed
-                .wait_timeout(finished, deadline - now)
+            inside = changed
+                .wait_timeout(inside, deadline - now)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
@@ -149,26 +157,37 @@ pub(crate) fn context_for(
 fn start(place: Place, location: Location) -> Result<Arc<SetRuntime>> {
     let place = Arc::new(place);
     let entered = Arc::clone(&place);
+    let inside = Arc::new((Mutex::new(0_usize), Condvar::new()));
+    let (came, left) = (Arc::clone(&inside), Arc::clone(&inside));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name(THREAD_NAME)
         .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .on_thread_start(move || {
             OWNED.with(|owned| *owned.borrow_mut() = Some(Owned::register(Role::Runtime)));
+            *lock(&came.0) += 1;
             entered.settle_or_abort("a blocking thread of the tokio runtime of");
         })
-        .on_thread_stop(|| OWNED.with(|owned| drop(owned.borrow_mut().take())))
+        .on_thread_stop(move || {
+            OWNED.with(|owned| drop(owned.borrow_mut().take()));
+            let (count, changed) = &*left;
+            let mut count = lock(count);
+            *count = count.saturating_sub(1);
+            changed.notify_all();
+        })
         .build()
         .map_err(|e| Error::Thread {
             purpose: "build the tokio runtime of a set",
             errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)),
         })?;
+    // What the runtime's I/O driver serves, told apart from its own.
+    let registrations = Registrations::of(&runtime);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let set_runtime = Arc::new(SetRuntime {
         location,
         handle: runtime.handle().clone(),
         stop: Mutex::new(Some(stop_tx)),
-        finished: (Mutex::new(false), Condvar::new()),
+        inside,
     });
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<()>>();
     let failed_tx = started_tx.clone();
@@ -180,14 +199,16 @@ fn start(place: Place, location: Location) -> Result<Arc<SetRuntime>> {
             let _ = started_tx.send(Ok(()));
             runtime.block_on(async {
                 let _ = stop_rx.await;
+                // Retired: it serves what bodies made until none is left.
+                while in_use(&registrations) {
+                    tokio::time::sleep(RETIRED_LOOK).await;
+                }
             });
+            drop(registrations);
             // Waits for the blocking threads to finish what they run.
             drop(runtime);
             drop(place);
             runtimes().retain(|rt| !Arc::ptr_eq(rt, &driven));
-            let (done, changed) = &driven.finished;
-            *lock(done) = true;
-            changed.notify_all();
         }),
         failed: Box::new(move |err| {
             let _ = failed_tx.send(Err(err));
@@ -222,12 +243,8 @@ pub(crate) fn evict(ino: u64) {
     }
 }
 
-/// Stops the set runtimes in the namespace with inode `ino` and waits
-/// until all their threads are gone, or `deadline` passes.
-///
-/// # Errors
-///
-/// `Ok(false)` if some did not finish in time.
+/// Retires the set runtimes in the namespace with inode `ino` and waits
+/// until none of their threads is inside, or `deadline` passes (`false`).
 pub(crate) fn wait_stopped(ino: u64, deadline: Instant) -> bool {
     evict(ino);
     let Ok(origin) = origin::get() else {
@@ -238,7 +255,77 @@ pub(crate) fn wait_stopped(ino: u64, deadline: Instant) -> bool {
         .filter(|rt| names_away(&rt.location, &origin.location, ino))
         .cloned()
         .collect();
-    inside.iter().all(|rt| rt.wait_finished(deadline))
+    inside.iter().all(|rt| rt.wait_left(deadline))
+}
+
+/// Whether a retired runtime still serves something: a task spawned on it
+/// is alive, or its I/O driver has more registered than its own (a socket
+/// or a timer's fd a body made). Unknown registrations count as in use.
+fn in_use(registrations: &Option<Registrations>) -> bool {
+    let tasks = Handle::current().metrics().num_alive_tasks();
+    tasks > 0 || registrations.as_ref().is_none_or(Registrations::beyond_own)
+}
+
+/// What a set runtime's I/O driver has registered, read from the kernel:
+/// the fds of its epoll set, listed in `/proc/self/fdinfo/<epoll fd>`
+/// (tokio tells it only under an unstable flag). The epoll fd is found
+/// through a marker socket registered with the runtime first, whose inode
+/// its fdinfo names.
+struct Registrations {
+    fdinfo: std::path::PathBuf,
+    /// What the driver registered for itself, and the marker.
+    own: usize,
+    /// Registered while the runtime lives.
+    _marker: tokio::net::UnixDatagram,
+    _peer: std::os::unix::net::UnixDatagram,
+}
+
+impl Registrations {
+    /// `None` if the epoll set cannot be found (no `/proc`): the retired
+    /// runtime then counts as in use for as long as the process lives,
+    /// rather than kill what a body made.
+    fn of(runtime: &tokio::runtime::Runtime) -> Option<Registrations> {
+        let _context = runtime.enter();
+        let (marker, peer) = std::os::unix::net::UnixDatagram::pair().ok()?;
+        marker.set_nonblocking(true).ok()?;
+        let ino = nix::sys::stat::fstat(&marker).ok()?.st_ino;
+        let marker = tokio::net::UnixDatagram::from_std(marker).ok()?;
+        let needle = format!(" ino:{ino:x} ");
+        for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+            let is_epoll = std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.as_os_str() == "anon_inode:[eventpoll]");
+            if !is_epoll {
+                continue;
+            }
+            let fdinfo = std::path::Path::new("/proc/self/fdinfo").join(entry.file_name());
+            let Ok(text) = std::fs::read_to_string(&fdinfo) else {
+                continue;
+            };
+            if text
+                .lines()
+                .any(|l| l.starts_with("tfd:") && l.contains(&needle))
+            {
+                let own = registered(&text);
+                return Some(Registrations {
+                    fdinfo,
+                    own,
+                    _marker: marker,
+                    _peer: peer,
+                });
+            }
+        }
+        None
+    }
+
+    /// Whether more is registered than the driver's own.
+    fn beyond_own(&self) -> bool {
+        std::fs::read_to_string(&self.fdinfo).map_or(true, |text| registered(&text) > self.own)
+    }
+}
+
+/// The number of fds an epoll set's fdinfo lists.
+fn registered(fdinfo: &str) -> usize {
+    fdinfo.lines().filter(|l| l.starts_with("tfd:")).count()
 }
 
 /// Whether `location` is in the namespace `ino` for a kind where that is
