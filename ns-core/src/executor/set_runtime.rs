@@ -33,6 +33,7 @@
 //! A body whose place is the process's own runs in the caller's runtime:
 //! a thread started there is at home.
 
+use std::collections::BTreeSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -60,6 +61,15 @@ pub(crate) const THREAD_NAME: &str = "nsguard-tokio";
 /// before it exits.
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(1);
 
+/// How often `netns::delete` looks whether a stopped blocking thread has
+/// exited.
+const EXIT_LOOK: Duration = Duration::from_millis(5);
+
+/// Whether thread `tid` of this process still exists.
+fn thread_exists(tid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+}
+
 /// How often a retired set runtime looks whether anything it serves is
 /// left.
 const RETIRED_LOOK: Duration = Duration::from_secs(1);
@@ -79,8 +89,9 @@ struct SetRuntime {
     handle: Handle,
     /// Retires it; `None` once it was told to.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    /// Its blocking threads, which live inside the place.
-    inside: Arc<(Mutex<usize>, Condvar)>,
+    /// Its blocking threads, which live inside the place, by thread id
+    /// (some may have exited: see `wait_left`).
+    inside: Arc<(Mutex<BTreeSet<i32>>, Condvar)>,
 }
 
 impl SetRuntime {
@@ -94,21 +105,28 @@ impl SetRuntime {
         }
     }
 
-    /// Waits until none of its threads is inside, or `deadline` passes.
+    /// Waits until none of its blocking threads exists any more (a thread
+    /// holds its namespaces until it is gone from `/proc/self/task`, after
+    /// its stop hook has run), or `deadline` passes.
     fn wait_left(&self, deadline: Instant) -> bool {
-        let (count, changed) = &*self.inside;
-        let mut inside = lock(count);
-        while *inside > 0 {
+        let (tids, changed) = &*self.inside;
+        let mut tids = lock(tids);
+        loop {
+            tids.retain(|tid| thread_exists(*tid));
+            if tids.is_empty() {
+                return true;
+            }
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            inside = changed
-                .wait_timeout(inside, deadline - now)
+            // Woken by a stop hook; the exit itself is looked for again
+            // after a short while.
+            tids = changed
+                .wait_timeout(tids, (deadline - now).min(EXIT_LOOK))
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        true
     }
 }
 
@@ -157,7 +175,7 @@ pub(crate) fn context_for(
 fn start(place: Place, location: Location) -> Result<Arc<SetRuntime>> {
     let place = Arc::new(place);
     let entered = Arc::clone(&place);
-    let inside = Arc::new((Mutex::new(0_usize), Condvar::new()));
+    let inside = Arc::new((Mutex::new(BTreeSet::new()), Condvar::new()));
     let (came, left) = (Arc::clone(&inside), Arc::clone(&inside));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -165,15 +183,15 @@ fn start(place: Place, location: Location) -> Result<Arc<SetRuntime>> {
         .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .on_thread_start(move || {
             OWNED.with(|owned| *owned.borrow_mut() = Some(Owned::register(Role::Runtime)));
-            *lock(&came.0) += 1;
+            let mut tids = lock(&came.0);
+            tids.retain(|tid| thread_exists(*tid));
+            tids.insert(nix::unistd::gettid().as_raw());
+            drop(tids);
             entered.settle_or_abort("a blocking thread of the tokio runtime of");
         })
         .on_thread_stop(move || {
             OWNED.with(|owned| drop(owned.borrow_mut().take()));
-            let (count, changed) = &*left;
-            let mut count = lock(count);
-            *count = count.saturating_sub(1);
-            changed.notify_all();
+            left.1.notify_all();
         })
         .build()
         .map_err(|e| Error::Thread {
