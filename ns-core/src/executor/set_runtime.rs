@@ -34,7 +34,7 @@
 //! a thread started there is at home.
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -309,13 +309,18 @@ impl Registrations {
         let ino = nix::sys::stat::fstat(&marker).ok()?.st_ino;
         let marker = tokio::net::UnixDatagram::from_std(marker).ok()?;
         let needle = format!(" ino:{ino:x} ");
-        for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
-            let is_epoll = std::fs::read_link(entry.path())
-                .is_ok_and(|target| target.as_os_str() == "anon_inode:[eventpoll]");
-            if !is_epoll {
-                continue;
-            }
-            let fdinfo = std::path::Path::new("/proc/self/fdinfo").join(entry.file_name());
+        // The epoll fd was made by `build`, just before the marker, so it
+        // is most likely just below the marker's number: look there first,
+        // then at every other fd (a process may hold thousands).
+        let below = (0..marker.as_fd().as_raw_fd()).rev();
+        let others = std::fs::read_dir("/proc/self/fd")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok());
+        for fd in below.chain(others) {
+            let fdinfo = std::path::PathBuf::from(format!("/proc/self/fdinfo/{fd}"));
+            // Only an epoll fd's fdinfo has `tfd:` lines.
             let Ok(text) = std::fs::read_to_string(&fdinfo) else {
                 continue;
             };
