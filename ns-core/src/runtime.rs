@@ -20,12 +20,7 @@ use crate::errno::Errno;
 use crate::error::{Error, Result};
 use crate::executor::set_runtime::{abort, bring_home, Place};
 use crate::handle::set::NsSet;
-use crate::thread::owners::{Owned, Role};
-
-std::thread_local! {
-    /// A runtime thread's count among nsguard's threads.
-    static OWNED: std::cell::RefCell<Option<Owned>> = const { std::cell::RefCell::new(None) };
-}
+use crate::thread::owners::{disown_runtime_thread, own_runtime_thread};
 
 /// Moves the calling thread to the process's own namespaces, those of the
 /// kinds a thread can switch (cgroup, ipc, net, pid, uts): for a thread
@@ -126,10 +121,10 @@ pub fn build_inside(builder: &mut Builder, set: &NsSet) -> Result<Runtime> {
     let place = std::sync::Arc::new(Place::of_set(set)?);
     let runtime = builder
         .on_thread_start(move || {
-            OWNED.with(|owned| *owned.borrow_mut() = Some(Owned::register(Role::Runtime)));
+            own_runtime_thread();
             place.settle_or_abort("a thread of the tokio runtime built inside");
         })
-        .on_thread_stop(|| OWNED.with(|owned| drop(owned.borrow_mut().take())))
+        .on_thread_stop(disown_runtime_thread)
         .build()
         .map_err(|e| Error::Thread {
             purpose: "build a tokio runtime inside a set",

@@ -240,14 +240,9 @@ fn a_runtime_built_inside_runs_everything_inside() {
     );
     drop(runtime);
     // Its threads exit once it is dropped, not necessarily before.
-    let deadline = std::time::Instant::now() + nsguard_suite::PATIENCE;
-    while !nsguard_suite::threads_in(NsKind::Net, a.ino()).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the runtime's threads stay"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    eventually("the runtime's threads leave the namespace", || {
+        nsguard_suite::threads_in(NsKind::Net, a.ino()).is_empty()
+    });
 
     // A current-thread runtime runs its tasks on the caller of block_on,
     // which no hook moves: refused.
@@ -322,13 +317,16 @@ fn a_sets_namespace_without_unwrap() {
 
 /// The netns-rs idiom: a netlink connection made by a sync body called
 /// from within a runtime. It is inside (a new network namespace has only
-/// `lo`) and works from the caller's runtime.
+/// `lo`) and works from the caller's runtime; it keeps working after the
+/// program drops its last handle to the namespace, as any socket made
+/// inside does: the set runtime serving it is retired, not stopped, and
+/// goes once the socket is closed and no task of its own is left. (Under
+/// the watchdog: a reactor nobody drives would leave a dump waiting.)
 #[test]
-fn an_rtnetlink_connection_made_in_a_sync_body_works_and_is_inside() {
+fn an_rtnetlink_connection_made_in_a_sync_body_is_inside_and_outlives_the_set() {
     use futures_util::TryStreamExt;
-    // A reactor nobody drives would leave the dump waiting forever.
     if !in_child_process(
-        "an_rtnetlink_connection_made_in_a_sync_body_works_and_is_inside",
+        "an_rtnetlink_connection_made_in_a_sync_body_is_inside_and_outlives_the_set",
         LIMIT,
     ) {
         return;
@@ -340,28 +338,6 @@ fn an_rtnetlink_connection_made_in_a_sync_body_works_and_is_inside() {
         let connection = tokio::spawn(connection);
         let links: Vec<_> = handle.link().get().execute().try_collect().await.unwrap();
         assert_eq!(links.len(), 1, "only lo: {links:?}");
-        connection.abort();
-    });
-}
-
-/// A socket a body made keeps working after the program drops its last
-/// handle to the namespace, as any socket made inside does: the set
-/// runtime serving it is retired, not stopped, and goes once the socket is
-/// closed and no task of its own is left.
-#[test]
-fn a_netlink_connection_outlives_the_set_and_its_runtime_goes_after_it() {
-    use futures_util::TryStreamExt;
-    if !in_child_process(
-        "a_netlink_connection_outlives_the_set_and_its_runtime_goes_after_it",
-        LIMIT,
-    ) {
-        return;
-    }
-    let a = TempNs::new(NsKind::Net);
-    let set = net_set(&a);
-    multi_thread().block_on(async {
-        let (connection, handle, _) = set.run(rtnetlink::new_connection).unwrap().unwrap();
-        let connection = tokio::spawn(connection);
         assert!(
             nsguard_suite::threads_named(THREAD) > 0,
             "the set runtime runs"
@@ -373,13 +349,19 @@ fn a_netlink_connection_outlives_the_set_and_its_runtime_goes_after_it() {
         connection.abort();
         let _ = connection.await;
     });
+    eventually(
+        "the retired set runtime stops once its socket is closed",
+        || nsguard_suite::threads_named(THREAD) == 0,
+    );
+}
+
+/// Waits until `done` holds, failing with `what` after the suite's
+/// patience: for threads, which exit after what makes them exit returns.
+fn eventually(what: &str, done: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + nsguard_suite::PATIENCE;
-    while nsguard_suite::threads_named(THREAD) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the retired set runtime is still running after its socket closed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "not yet: {what}");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -51,7 +51,7 @@ use crate::process::origin::{self, Request};
 use crate::sys;
 use crate::sys::fork_local::ForkLocal;
 use crate::thread::location::{tracked, Location};
-use crate::thread::owners::{Owned, Role};
+use crate::thread::owners::{disown_runtime_thread, own_runtime_thread, Owned, Role};
 
 /// The name of a set runtime's threads: the driver, and its blocking
 /// threads once they run.
@@ -182,7 +182,7 @@ fn start(place: Place, location: Location) -> Result<Arc<SetRuntime>> {
         .thread_name(THREAD_NAME)
         .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .on_thread_start(move || {
-            OWNED.with(|owned| *owned.borrow_mut() = Some(Owned::register(Role::Runtime)));
+            own_runtime_thread();
             let mut tids = lock(&came.0);
             tids.retain(|tid| thread_exists(*tid));
             tids.insert(nix::unistd::gettid().as_raw());
@@ -190,7 +190,7 @@ fn start(place: Place, location: Location) -> Result<Arc<SetRuntime>> {
             entered.settle_or_abort("a blocking thread of the tokio runtime of");
         })
         .on_thread_stop(move || {
-            OWNED.with(|owned| drop(owned.borrow_mut().take()));
+            disown_runtime_thread();
             left.1.notify_all();
         })
         .build()
@@ -240,11 +240,6 @@ fn start(place: Place, location: Location) -> Result<Arc<SetRuntime>> {
             reason: "nsguard's origin thread is gone".into(),
         }),
     }
-}
-
-std::thread_local! {
-    /// A blocking thread's count among nsguard's threads.
-    static OWNED: std::cell::RefCell<Option<Owned>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The program dropped its last handle to the namespace with inode `ino`:

@@ -138,3 +138,22 @@ impl Drop for InGuard {
         });
     }
 }
+
+#[cfg(feature = "tokio")]
+std::thread_local! {
+    static RUNTIME_THREAD: RefCell<Option<Owned>> = const { RefCell::new(None) };
+}
+
+/// Counts the calling thread, a thread of a tokio runtime nsguard runs, as
+/// nsguard's until [`disown_runtime_thread`]: for the runtime's start and
+/// stop hooks, which tokio calls on the thread itself.
+#[cfg(feature = "tokio")]
+pub(crate) fn own_runtime_thread() {
+    RUNTIME_THREAD.with(|owned| *owned.borrow_mut() = Some(Owned::register(Role::Runtime)));
+}
+
+/// Ends what [`own_runtime_thread`] began.
+#[cfg(feature = "tokio")]
+pub(crate) fn disown_runtime_thread() {
+    let _ = RUNTIME_THREAD.try_with(|owned| drop(owned.borrow_mut().take()));
+}
