@@ -101,6 +101,34 @@ fn throughput(threads: usize, span: Duration, f: impl Fn(usize) + Sync) -> (f64,
     (total as f64 / span.as_secs_f64(), cpu)
 }
 
+/// An `O_PATH` fd of the namespace link `name` in `dir`, as the check and
+/// the guard keep one per kind.
+fn open_link(dir: &std::fs::File, name: &str) -> std::os::fd::OwnedFd {
+    nix::fcntl::openat(
+        dir,
+        name,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW,
+        nix::sys::stat::Mode::empty(),
+    )
+    .expect("open link")
+}
+
+/// Reads a namespace link through its fd, as the check and the guard do.
+fn read_link(link: &std::os::fd::OwnedFd) {
+    let mut buf = [0u8; 64];
+    // SAFETY: an empty NUL-terminated path and a buffer of its size.
+    let n = unsafe {
+        libc::readlinkat(
+            link.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(n > 0, "readlinkat");
+    black_box(buf);
+}
+
 fn new_netns() -> Namespace {
     let set = NsSet::unshare(NsKind::Net).expect("NsSet::unshare(Net): run the benchmark as root");
     set.get(NsKind::Net)
@@ -378,13 +406,14 @@ fn main() {
         base: base.wall,
     };
     t.add("1 raw setns pair, fds open (the limit in place)", base);
-    {
+    let handoff = {
         let spinner = Spinner::start();
-        t.add(
-            "2 bare spinning handoff, no namespace work (the limit)",
-            measure(budget, || spinner.call()),
-        );
-    }
+        measure(budget, || spinner.call())
+    };
+    t.add(
+        "2 bare spinning handoff, no namespace work (the limit)",
+        handoff,
+    );
     let global = Executor::global().expect("executor");
     global.run(&set, || ()).expect("warm up");
     let warm = measure(budget, || set.run(|| black_box(())).expect("run"));
@@ -432,6 +461,19 @@ fn main() {
     t.add(
         "  one tracing event, feature on, no subscriber",
         measure(budget, || tracing::event!(tracing::Level::TRACE, "probe")),
+    );
+    // What the guard cannot do without: one read of where the thread is
+    // (through a link fd kept open, as the guard reads it), then the pair.
+    let ns_dir = std::fs::File::open("/proc/thread-self/ns").expect("ns dir");
+    let net_link = open_link(&ns_dir, "net");
+    t.add(
+        "5 the guard's floor: one readlinkat of where the thread is + the pair",
+        measure(budget, || {
+            read_link(&net_link);
+            setns(&target, CloneFlags::CLONE_NEWNET).expect("setns");
+            black_box(());
+            setns(&home, CloneFlags::CLONE_NEWNET).expect("setns back");
+        }),
     );
     t.add(
         "5 NsSet::enter + drop (the guard)",
@@ -577,18 +619,9 @@ fn main() {
         "check_after_call(false) warm: the worker (handoff, body)",
         warm_unchecked.cpu - warm_unchecked.caller_cpu,
     );
-    let ns_dir = std::fs::File::open("/proc/thread-self/ns").expect("ns dir");
     let links: Vec<std::os::fd::OwnedFd> = CHECKED_LINKS
         .iter()
-        .map(|name| {
-            nix::fcntl::openat(
-                &ns_dir,
-                *name,
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW,
-                nix::sys::stat::Mode::empty(),
-            )
-            .expect("open link")
-        })
+        .map(|name| open_link(&ns_dir, name))
         .collect();
     let by_name = measure(budget, || {
         for name in CHECKED_LINKS {
@@ -599,19 +632,9 @@ fn main() {
         "  check: 7 namespace links, readlinkat(dir, name)",
         by_name.cpu,
     );
-    let mut buf = [0u8; 64];
     let by_fd = measure(budget, || {
         for link in &links {
-            // SAFETY: an empty NUL-terminated path and a buffer of its size.
-            let n = unsafe {
-                libc::readlinkat(
-                    link.as_raw_fd(),
-                    c"".as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            assert!(n > 0, "readlinkat");
+            read_link(link);
         }
     });
     part(
@@ -628,12 +651,24 @@ fn main() {
         "  check: /proc/thread-self/status, one pread",
         status_cost.cpu,
     );
+    // kcmp compares this thread with another live thread of the process,
+    // as the check compares its worker with the origin thread.
     let tid = nix::unistd::gettid().as_raw();
-    let kcmp_cost = measure(budget, || {
-        // SAFETY: kcmp(KCMP_FS) reads no user memory.
-        let r = unsafe { libc::syscall(libc::SYS_kcmp, 0, 0, 3, 0, 0) };
-        black_box((r, tid));
-    });
+    let (other_tid, other) = {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = std::thread::spawn(move || {
+            tx.send(nix::unistd::gettid().as_raw()).expect("send tid");
+            std::thread::park();
+        });
+        (rx.recv().expect("tid"), other)
+    };
+    let kcmp = |kind: libc::c_int| {
+        // SAFETY: kcmp(KCMP_FS / KCMP_FILES) takes integers only.
+        let r = unsafe { libc::syscall(libc::SYS_kcmp, tid, other_tid, kind, 0, 0) };
+        assert!(r >= 0, "kcmp");
+        black_box(r);
+    };
+    let kcmp_cost = measure(budget, || kcmp(3));
     part(
         "  check: kcmp(KCMP_FS) against the origin thread",
         kcmp_cost.cpu,
@@ -643,11 +678,9 @@ fn main() {
         black_box(unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) });
     });
     part("  check: prctl(PR_GET_SECUREBITS)", securebits.cpu);
-    let kcmp_files = measure(budget, || {
-        // SAFETY: kcmp(KCMP_FILES) reads no user memory.
-        let r = unsafe { libc::syscall(libc::SYS_kcmp, 0, 0, 2, 0, 0) };
-        black_box((r, tid));
-    });
+    let kcmp_files = measure(budget, || kcmp(2));
+    other.thread().unpark();
+    other.join().expect("join");
     part(
         "  check: kcmp(KCMP_FILES) against the origin thread",
         kcmp_files.cpu,
@@ -684,6 +717,13 @@ fn main() {
         + sched.cpu
         + ioprio.cpu;
     part("  the check's floor: the sum of its system calls", floor);
+    part("  the bare spinning handoff (row 2)", handoff.cpu);
+    let bound = floor + handoff.cpu;
+    println!(
+        "  against the floor plus the bare handoff: the worker {:.2}x, the whole call {:.2}x",
+        (warm.cpu - warm.caller_cpu) / bound,
+        warm.cpu / bound
+    );
 
     // The cost against the number of namespaces used in turn, for every
     // strategy that goes round them.

@@ -140,7 +140,7 @@ impl Executor {
             scheduler.dispatch(Task {
                 work: Work::Scoped(scoped),
                 desired,
-            });
+            })
         })?;
         match outcome {
             Ok(value) => Ok(value),

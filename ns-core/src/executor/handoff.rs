@@ -88,6 +88,16 @@ impl Drop for ScopedTask {
     }
 }
 
+/// How `submit` handed a task on, as far as the caller's waiting goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Handover {
+    /// To a worker that was parked, and has just been woken.
+    Woken,
+    /// Any other way: to a worker that was spinning, a new one, a queue; or
+    /// refused.
+    Other,
+}
+
 /// Runs `f` through `submit`, which must hand the [`ScopedTask`] to a
 /// thread that finishes it (or drop it), and blocks until then.
 ///
@@ -97,7 +107,7 @@ pub(crate) fn call<'a, R, F>(
     target: &SetRef<'a>,
     f: F,
     spin: Duration,
-    submit: impl FnOnce(ScopedTask),
+    submit: impl FnOnce(ScopedTask) -> Handover,
 ) -> Result<std::thread::Result<R>, Error>
 where
     F: FnOnce() -> R + Send + 'a,
@@ -140,6 +150,13 @@ where
     // `submit` only moves the task along; if it unwinds, the task is
     // dropped on the way, which sets `done` first.
     let submitted = catch_unwind(AssertUnwindSafe(|| submit(task)));
+    if let Ok(Handover::Woken) = submitted {
+        // The worker was parked. A woken thread most often runs on the CPU
+        // of the thread that woke it, this one: let it run now rather than
+        // after a first round of spinning. (It yields back once it has
+        // handed over the result: see `worker::serve`.)
+        thread::yield_now();
+    }
     // Nothing between handing out the task and this wait can unwind, so the
     // frame cannot be left while a worker still uses it.
     wait(&done, spin);
@@ -207,14 +224,30 @@ mod tests {
     use crate::handle::set::NsSet;
 
     /// Hands the task to a new thread, which finishes it with `failure`.
-    fn to_worker(failure: Option<Error>) -> impl FnOnce(ScopedTask) {
-        move |task| drop(std::thread::spawn(move || task.finish(failure)))
+    fn to_worker(failure: Option<Error>) -> impl FnOnce(ScopedTask) -> Handover {
+        to_worker_as(failure, Handover::Other)
+    }
+
+    /// Hands `task` to a new thread, which finishes it with `failure`;
+    /// reported to the caller as `handover`.
+    fn to_worker_as(
+        failure: Option<Error>,
+        handover: Handover,
+    ) -> impl FnOnce(ScopedTask) -> Handover {
+        move |task| {
+            drop(std::thread::spawn(move || task.finish(failure)));
+            handover
+        }
     }
 
     #[test]
     fn a_borrowing_call_returns_its_result_and_leaves_its_writes() {
         let empty = NsSet::new();
-        for spin in [Duration::ZERO, Duration::from_micros(50)] {
+        let ways = [Handover::Other, Handover::Woken];
+        for (spin, handover) in [Duration::ZERO, Duration::from_micros(50)]
+            .into_iter()
+            .flat_map(|spin| ways.map(|way| (spin, way)))
+        {
             let mut lent = vec![1, 2];
             let out = call(
                 &SetRef::from_set(&empty),
@@ -223,7 +256,7 @@ mod tests {
                     lent.len()
                 },
                 spin,
-                to_worker(None),
+                to_worker_as(None, handover),
             );
             assert_eq!(out.ok().and_then(|r| r.ok()), Some(3));
             assert_eq!(lent, [1, 2, 3]);
@@ -284,7 +317,10 @@ mod tests {
             &SetRef::from_set(&empty),
             || 1,
             Duration::ZERO,
-            |task| drop(std::thread::spawn(move || drop(task))),
+            |task| {
+                drop(std::thread::spawn(move || drop(task)));
+                Handover::Other
+            },
         );
         assert!(matches!(
             out,

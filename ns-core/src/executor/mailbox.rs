@@ -1,5 +1,8 @@
 //! [`Mailbox`]: how a worker thread is sent its next message ([`Msg`]).
 
+use std::time::Duration;
+
+use crate::executor::handoff::Handover;
 use crate::executor::task::Task;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::thread::{self, Thread};
@@ -21,6 +24,10 @@ pub(crate) struct Mailbox {
     pub(crate) id: u64,
     inbox: Mutex<Option<Msg>>,
     ready: AtomicBool,
+    /// Whether the worker is parked, or about to: a hint for senders (see
+    /// [`Mailbox::send`]), never what a wake-up depends on; so `std`'s
+    /// atomic even under loom, which need not explore its orders.
+    parked: std::sync::atomic::AtomicBool,
     thread: Thread,
 }
 
@@ -30,14 +37,33 @@ impl Mailbox {
             id,
             inbox: Mutex::new(None),
             ready: AtomicBool::new(false),
+            parked: std::sync::atomic::AtomicBool::new(false),
             thread: thread::current(),
         }
     }
 
-    pub(crate) fn send(&self, msg: Msg) {
+    pub(crate) fn send(&self, msg: Msg) -> Handover {
         *lock(&self.inbox) = Some(msg);
         self.ready.store(true, Ordering::Release);
+        let parked = self.parked.load(std::sync::atomic::Ordering::Relaxed);
         self.thread.unpark();
+        if parked {
+            Handover::Woken
+        } else {
+            Handover::Other
+        }
+    }
+
+    /// Parks the worker's thread (it must be the calling thread) until it
+    /// is unparked or, with a timeout, that long; senders meanwhile see it
+    /// parked.
+    pub(crate) fn park(&self, timeout: Option<Duration>) {
+        self.parked.store(true, std::sync::atomic::Ordering::Relaxed);
+        match timeout {
+            Some(timeout) => thread::park_timeout(timeout),
+            None => thread::park(),
+        }
+        self.parked.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn take(&self) -> Option<Msg> {

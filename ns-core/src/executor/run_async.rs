@@ -190,7 +190,8 @@ impl Executor {
             set,
             job: Some(Box::new(job)),
         }));
-        scheduler.dispatch(Task { work, desired });
+        // Its caller does not wait: how the task was handed on is moot.
+        let _ = scheduler.dispatch(Task { work, desired });
         future
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result, WorkerCause};
 use crate::executor::config::Config;
-use crate::executor::handoff::spin_until;
+use crate::executor::handoff::{spin_until, Handover};
 use crate::executor::mailbox::{Mailbox, Msg};
 use crate::executor::set_ref::SetRef;
 use crate::executor::stats::{Counters, Stats};
@@ -21,7 +21,6 @@ use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
 use crate::process::origin::{Origin, Request};
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::thread;
 use crate::sync::time::Instant;
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::sys::fork_local;
@@ -234,8 +233,9 @@ impl Scheduler {
     /// too, within the same bound: the busy workers may be waiting for it (a
     /// body that waits for a thread of its own that calls into this
     /// executor). Other owned tasks wait in the queue; they never block
-    /// their submitter.
-    pub(crate) fn dispatch(self: &Arc<Self>, task: Task) {
+    /// their submitter. Says whether the worker that took the task was
+    /// parked (and is being woken).
+    pub(crate) fn dispatch(self: &Arc<Self>, task: Task) -> Handover {
         let desired = task.desired;
         let nested = is_worker_of(self);
         let one_way = self.one_way;
@@ -249,7 +249,7 @@ impl Scheduler {
             if roster.shutdown {
                 drop(roster);
                 task.finish(Some(shut_down_error()));
-                return;
+                return Handover::Other;
             }
             // A worker can switch any kind but the one-way ones: once it
             // left home for one of those it serves that namespace only.
@@ -259,8 +259,7 @@ impl Scheduler {
             if let Some(i) = exact.or_else(same).or_else(fresh) {
                 let idle = roster.idle.remove(i);
                 drop(roster);
-                idle.worker.send(Msg::Task(task));
-                return;
+                return idle.worker.send(Msg::Task(task));
             }
             let room = roster.total < self.config.max_workers + self.config.max_overflow;
             let beyond = nested && (!task.is_owned() || room);
@@ -271,7 +270,7 @@ impl Scheduler {
                 roster.total += 1;
                 drop(roster);
                 self.spawn(task);
-                return;
+                return Handover::Other;
             }
             // At the cap, with idle workers that cannot serve this call
             // (dedicated to other one-way namespaces): replace one. It is
@@ -283,13 +282,13 @@ impl Scheduler {
                 drop(roster);
                 idle.worker.send(Msg::Exit);
                 self.spawn(task);
-                return;
+                return Handover::Other;
             }
             // An owned task never blocks its submitter: it waits in the queue
             // for the next worker that frees up.
             if task.is_owned() {
                 roster.pending.push_back(task);
-                return;
+                return Handover::Other;
             }
             let now = Instant::now();
             if watch.is_none() {
@@ -315,7 +314,7 @@ impl Scheduler {
                 );
                 drop(roster);
                 self.spawn(task);
-                return;
+                return Handover::Other;
             }
             let since = watch.map_or(now, |(_, since)| since);
             // Without room beyond the cap, wait for a worker to free up
@@ -488,12 +487,12 @@ impl Scheduler {
             match deadline {
                 None => {
                     parked = true;
-                    thread::park();
+                    worker.park(None);
                     continue;
                 }
                 Some(deadline) if now < deadline => {
                     parked = true;
-                    thread::park_timeout(deadline - now);
+                    worker.park(Some(deadline - now));
                     continue;
                 }
                 Some(_) => {}
@@ -516,7 +515,7 @@ impl Scheduler {
             drop(roster);
             // Claimed by a caller just now: its message is on the way.
             while !worker.is_ready() {
-                thread::park();
+                worker.park(None);
             }
         }
     }

@@ -78,10 +78,36 @@ struct Execution {
 /// A snapshot of a thread's facts; equal snapshots mean nothing changed.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct Facts {
+    /// The kept status lines, each with its newline, in the text's order.
     status: Vec<u8>,
+    /// Where each kept line ends in `status` (after its newline).
+    line_ends: Vec<usize>,
+    /// Whether the umask line is among them (a private fs context).
+    private_fs: bool,
     execution: Execution,
     files: Sharing,
     fs: Fs,
+}
+
+impl Facts {
+    /// The kept status lines, each with its newline.
+    fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.line_ends.iter().copied());
+        starts
+            .zip(&self.line_ends)
+            .map(|(start, &end)| &self.status[start..end])
+    }
+}
+
+/// Where the kept lines and the `Threads:` line began in the last status
+/// text read: where the next comparison looks first. The lines before
+/// them (memory figures, for one) rarely change length, so the text's
+/// layout rarely moves; when it does, a full scan finds the lines and
+/// moves the hints.
+#[derive(Clone, Debug, Default)]
+struct Hints {
+    lines: Vec<usize>,
+    threads: Option<usize>,
 }
 
 /// Reads the facts of the thread that created it, through fds opened once.
@@ -90,6 +116,8 @@ pub(crate) struct FactsReader {
     status: OwnedFd,
     /// The last text read from it, kept to be read into again.
     text: Vec<u8>,
+    /// Where the lines the last comparison looked for were in `text`.
+    hints: Hints,
     /// `/proc/thread-self`, `O_PATH`, for `root` and `cwd`.
     task: OwnedFd,
     tid: i32,
@@ -103,6 +131,7 @@ impl FactsReader {
         Ok(FactsReader {
             status: sys::open(Path::new("/proc/thread-self/status"))?,
             text: Vec::with_capacity(4096),
+            hints: Hints::default(),
             task: sys::open_dir(Path::new("/proc/thread-self"))?,
             tid: nix::unistd::gettid().as_raw(),
             origin_tid,
@@ -113,13 +142,11 @@ impl FactsReader {
     /// own root and cwd (a worker that entered a mount namespace).
     pub(crate) fn read(&mut self, private_fs: bool) -> Result<Facts, Errno> {
         sys::pread_into(self.status.as_fd(), &mut self.text)?;
-        let mut status = Vec::with_capacity(512);
-        for line in wanted_lines(&self.text, private_fs) {
-            status.extend_from_slice(line);
-            status.push(b'\n');
-        }
+        let (status, line_ends) = kept_lines(&self.text, private_fs, &mut self.hints);
         Ok(Facts {
             status,
+            line_ends,
+            private_fs,
             execution: execution()?,
             files: self.sharing(Shared::Files),
             fs: self.fs(private_fs)?,
@@ -128,12 +155,8 @@ impl FactsReader {
 
     /// The process's thread count (`Threads:`), from the status text the
     /// last [`read`](Self::read) or [`unchanged`](Self::unchanged) read.
-    pub(crate) fn threads(&self) -> Option<u32> {
-        self.text
-            .split(|b| *b == b'\n')
-            .find_map(|line| line.strip_prefix(b"Threads:"))
-            .and_then(|n| std::str::from_utf8(n).ok())
-            .and_then(|n| n.trim().parse().ok())
+    pub(crate) fn threads(&mut self) -> Option<u32> {
+        threads_in(&self.text, &mut self.hints)
     }
 
     /// Whether the calling thread's facts are still `facts`: what [`read`]
@@ -142,14 +165,7 @@ impl FactsReader {
     /// [`read`]: FactsReader::read
     pub(crate) fn unchanged(&mut self, facts: &Facts, private_fs: bool) -> Result<bool, Errno> {
         sys::pread_into(self.status.as_fd(), &mut self.text)?;
-        let mut rest = facts.status.as_slice();
-        for line in wanted_lines(&self.text, private_fs) {
-            match rest.strip_prefix(line).and_then(|r| r.strip_prefix(b"\n")) {
-                Some(after) => rest = after,
-                None => return Ok(false),
-            }
-        }
-        Ok(rest.is_empty()
+        Ok(same_lines(&self.text, facts, private_fs, &mut self.hints)
             && execution()? == facts.execution
             && self.sharing(Shared::Files) == facts.files
             && self.fs(private_fs)? == facts.fs)
@@ -190,16 +206,105 @@ fn execution() -> Result<Execution, Errno> {
     })
 }
 
-/// The lines of a status text that [`Facts`] keep, in order.
-fn wanted_lines(text: &[u8], private_fs: bool) -> impl Iterator<Item = &[u8]> {
-    text.split(|b| *b == b'\n').filter(move |line| {
-        let key = line.split(|b| *b == b':').next().unwrap_or_default();
+/// The lines of a status text, each with its newline (the last one
+/// without, if the text does not end in one), and where each begins.
+fn lines_at(text: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rest = text.get(at..).filter(|rest| !rest.is_empty())?;
+        let len = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let line = (at, &rest[..len]);
+        at += len;
+        Some(line)
+    })
+}
+
+/// The key of a status line: what precedes its colon.
+fn key(line: &[u8]) -> &[u8] {
+    line.split(|b| *b == b':').next().unwrap_or_default()
+}
+
+/// The lines of a status text that [`Facts`] keep, in order, each with
+/// its newline, and where each begins.
+fn wanted_lines(text: &[u8], private_fs: bool) -> impl Iterator<Item = (usize, &[u8])> {
+    lines_at(text).filter(move |(_, line)| {
+        let key = key(line);
         CREDENTIAL_KEYS
             .iter()
             .chain(&OTHER_KEYS)
             .any(|k| k.as_bytes() == key)
             || (private_fs && key == b"Umask")
     })
+}
+
+/// The lines of `text` that [`Facts`] keep, one after the other, and where
+/// each ends among them; `hints` learn where each was in `text`.
+fn kept_lines(text: &[u8], private_fs: bool, hints: &mut Hints) -> (Vec<u8>, Vec<usize>) {
+    let mut status = Vec::with_capacity(512);
+    let mut line_ends = Vec::with_capacity(CREDENTIAL_KEYS.len() + OTHER_KEYS.len() + 1);
+    hints.lines.clear();
+    for (at, line) in wanted_lines(text, private_fs) {
+        status.extend_from_slice(line);
+        line_ends.push(status.len());
+        hints.lines.push(at);
+    }
+    (status, line_ends)
+}
+
+/// Whether `text` has exactly the kept lines of `facts`, read with the
+/// same `private_fs`. Each line is looked for first where `hints` says the
+/// last text had it: a match there, whole (it starts the text or follows a
+/// newline, and ends with its own newline), is that key's one line, since
+/// a status text names each key once. When every line matches where the
+/// hints say, the text holds each kept line of `facts` unchanged, and no
+/// other: the kernel writes the same keys every time, so the text can
+/// have no kept line `facts` lack. Otherwise a full scan decides, and
+/// records where the lines now are.
+fn same_lines(text: &[u8], facts: &Facts, private_fs: bool, hints: &mut Hints) -> bool {
+    let at_hint = |(line, &at): (&[u8], &usize)| {
+        (at == 0 || text.get(at - 1) == Some(&b'\n'))
+            && text.get(at..at + line.len()) == Some(line)
+            && line.ends_with(b"\n")
+    };
+    if facts.private_fs == private_fs
+        && hints.lines.len() == facts.line_ends.len()
+        && facts.lines().zip(&hints.lines).all(at_hint)
+    {
+        return true;
+    }
+    hints.lines.clear();
+    let mut kept = facts.lines();
+    for (at, line) in wanted_lines(text, private_fs) {
+        if kept.next() != Some(line) {
+            return false;
+        }
+        hints.lines.push(at);
+    }
+    kept.next().is_none()
+}
+
+/// The process's thread count, from the `Threads:` line of a status text:
+/// looked for first where `hints` says it was.
+fn threads_in(text: &[u8], hints: &mut Hints) -> Option<u32> {
+    const KEY: &[u8] = b"Threads:";
+    let at = hints
+        .threads
+        .filter(|&at| {
+            (at == 0 || text.get(at - 1) == Some(&b'\n'))
+                && text.get(at..).is_some_and(|rest| rest.starts_with(KEY))
+        })
+        .or_else(|| {
+            lines_at(text)
+                .find(|(_, line)| line.starts_with(KEY))
+                .map(|(at, _)| at)
+        });
+    hints.threads = at;
+    let rest = &text[at? + KEY.len()..];
+    let line = &rest[..rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len())];
+    std::str::from_utf8(line).ok()?.trim().parse().ok()
 }
 
 impl Facts {
@@ -273,13 +378,19 @@ mod tests {
     use super::*;
 
     const STATUS: &str = "Name:\tworker\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\n\
-                          Gid:\t0\t0\t0\t0\nGroups:\t\nCapEff:\t000001ffffffffff\n\
-                          NoNewPrivs:\t0\nSeccomp:\t0\nSigBlk:\t0000000000000000\n\
-                          Cpus_allowed:\tf\nvoluntary_ctxt_switches:\t7\n";
+                          Gid:\t0\t0\t0\t0\nGroups:\t\nVmRSS:\t  900 kB\nThreads:\t7\n\
+                          CapEff:\t000001ffffffffff\nNoNewPrivs:\t0\nSeccomp:\t0\n\
+                          SigBlk:\t0000000000000000\nCpus_allowed:\tf\nvoluntary_ctxt_switches:\t7\n";
 
-    fn facts(status: &[u8]) -> Facts {
-        Facts {
-            status: status.to_vec(),
+    /// The facts of a status text, as `FactsReader::read` takes them, and
+    /// the hints it leaves.
+    fn facts_of(text: &[u8], private_fs: bool) -> (Facts, Hints) {
+        let mut hints = Hints::default();
+        let (status, line_ends) = kept_lines(text, private_fs, &mut hints);
+        let facts = Facts {
+            status,
+            line_ends,
+            private_fs,
             execution: Execution {
                 securebits: 0,
                 personality: 0,
@@ -289,15 +400,22 @@ mod tests {
             },
             files: Sharing::Shared,
             fs: Fs::Process(Sharing::Shared),
-        }
+        };
+        (facts, hints)
+    }
+
+    fn facts(text: &[u8]) -> Facts {
+        facts_of(text, false).0
     }
 
     #[test]
     fn keeps_only_the_lines_a_body_could_change() {
-        let kept: Vec<&[u8]> = wanted_lines(STATUS.as_bytes(), false).collect();
+        let kept: Vec<&[u8]> = wanted_lines(STATUS.as_bytes(), false)
+            .map(|(_, line)| line)
+            .collect();
         let keys: Vec<&str> = kept
             .iter()
-            .map(|l| std::str::from_utf8(l).unwrap().split(':').next().unwrap())
+            .map(|l| std::str::from_utf8(key(l)).unwrap())
             .collect();
         assert_eq!(
             keys,
@@ -312,11 +430,82 @@ mod tests {
                 "Cpus_allowed"
             ]
         );
+        assert!(kept.iter().all(|l| l.ends_with(b"\n")));
         // The umask counts only on a worker with a private fs context.
-        assert!(wanted_lines(STATUS.as_bytes(), true).any(|l| l.starts_with(b"Umask:")));
+        assert!(wanted_lines(STATUS.as_bytes(), true).any(|(_, l)| l.starts_with(b"Umask:")));
         // A key is matched whole, not as a prefix.
         assert_eq!(wanted_lines(b"Uidx:\t1\nCapEffy:\t0", false).count(), 0);
         assert_eq!(wanted_lines(b"", true).count(), 0);
+        // The last line may lack its newline.
+        let last: Vec<_> = wanted_lines(b"Name:\tw\nUid:\t0", false).collect();
+        assert_eq!(last, [(8, &b"Uid:\t0"[..])]);
+    }
+
+    #[test]
+    fn the_same_lines_are_found_where_they_were_and_where_they_moved() {
+        let (facts, mut hints) = facts_of(STATUS.as_bytes(), false);
+        let first = hints.lines.clone();
+        assert!(same_lines(STATUS.as_bytes(), &facts, false, &mut hints));
+        assert_eq!(hints.lines, first);
+        // Lines before the kept ones change length: the kept lines moved,
+        // and the scan finds them there.
+        let moved = STATUS
+            .replace("Name:\tworker", "Name:\tworker-2")
+            .replace("VmRSS:\t  900 kB", "VmRSS:\t 1900 kB")
+            .replace("State:\tS (sleeping)", "State:\tR (running)");
+        assert!(same_lines(moved.as_bytes(), &facts, false, &mut hints));
+        assert_ne!(hints.lines, first);
+        assert_eq!(hints.lines[0], moved.find("Uid:").unwrap());
+        assert!(same_lines(moved.as_bytes(), &facts, false, &mut hints));
+    }
+
+    #[test]
+    fn a_changed_missing_or_extra_line_differs_whatever_the_hints_say() {
+        let (facts, hints) = facts_of(STATUS.as_bytes(), false);
+        let differs = |text: &str, private_fs: bool| {
+            let mut hints = hints.clone();
+            !same_lines(text.as_bytes(), &facts, private_fs, &mut hints)
+        };
+        let dropped = STATUS.replace("CapEff:\t000001ffffffffff", "CapEff:\t0000000000000000");
+        assert!(differs(&dropped, false));
+        // The same length, one digit changed, at the very place the hint
+        // points to.
+        assert!(differs(
+            &STATUS.replace("Uid:\t0\t0\t0\t0", "Uid:\t0\t0\t0\t9"),
+            false
+        ));
+        assert!(differs(&STATUS.replace("NoNewPrivs:\t0\n", ""), false));
+        // The umask counts on a worker that now has a private fs context,
+        // and the facts were taken without it.
+        assert!(differs(STATUS, true));
+        // A kept line's text at the hinted place that is not a line of its
+        // own: the Uid line has become the end of the State line.
+        let glued = STATUS.replace(")\nUid:", ")xUid:");
+        assert_eq!(glued.find("Uid:"), STATUS.find("Uid:"));
+        assert!(differs(&glued, false));
+        // A kept line that goes on past where it used to end.
+        assert!(differs(
+            &STATUS.replace("Seccomp:\t0\n", "Seccomp:\t0 \n"),
+            false
+        ));
+    }
+
+    #[test]
+    fn the_thread_count_is_read_where_it_was_or_where_it_moved() {
+        let mut hints = Hints::default();
+        assert_eq!(threads_in(STATUS.as_bytes(), &mut hints), Some(7));
+        let at = hints.threads;
+        assert_eq!(at, STATUS.find("Threads:"));
+        let more = STATUS.replace("Threads:\t7", "Threads:\t12");
+        assert_eq!(threads_in(more.as_bytes(), &mut hints), Some(12));
+        assert_eq!(hints.threads, at);
+        let moved = STATUS.replace("Name:\tworker", "Name:\tw");
+        assert_eq!(threads_in(moved.as_bytes(), &mut hints), Some(7));
+        assert_eq!(hints.threads, moved.find("Threads:"));
+        let glued = STATUS.replace("kB\nThreads:", "kBThreads:");
+        assert_eq!(threads_in(glued.as_bytes(), &mut Hints::default()), None);
+        assert_eq!(threads_in(b"", &mut hints), None);
+        assert_eq!(hints.threads, None);
     }
 
     #[test]

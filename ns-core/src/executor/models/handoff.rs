@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::check;
 use crate::error::{Error, WorkerCause};
-use crate::executor::handoff::{call, ScopedTask};
+use crate::executor::handoff::{call, Handover, ScopedTask};
 use crate::executor::set_ref::SetRef;
 use crate::handle::set::NsSet;
 use crate::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -27,9 +27,13 @@ use crate::sync::thread;
 /// logical clock (spins, then parks).
 const SPINS: [Duration; 2] = [Duration::ZERO, Duration::from_micros(2)];
 
-/// Hands `task` to a new model thread, which finishes it with `failure`.
-fn to_worker(failure: Option<Error>) -> impl FnOnce(ScopedTask) {
-    move |task| drop(thread::spawn(move || task.finish(failure)))
+/// Hands `task` to a new model thread, which finishes it with `failure`;
+/// reported as a woken worker, so that the caller yields first.
+fn to_worker(failure: Option<Error>) -> impl FnOnce(ScopedTask) -> Handover {
+    move |task| {
+        drop(thread::spawn(move || task.finish(failure)));
+        Handover::Woken
+    }
 }
 
 #[test]

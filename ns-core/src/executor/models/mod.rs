@@ -210,7 +210,7 @@ fn run<R: Send>(
             scheduler.dispatch(Task {
                 work: Work::Scoped(scoped),
                 desired,
-            });
+            })
         },
     )?;
     match outcome {
