@@ -431,6 +431,11 @@ fn a_sporadic_caller_is_served_inside_every_time() {
                 assert_eq!(thread_ino(NsKind::Net), main_thread_ino(NsKind::Net));
             }
         }
-        assert_eq!(executor.stats().calls, 160);
+        let stats = executor.stats();
+        assert_eq!(stats.calls, 160);
+        // Calls after 2 ms idle find their worker parked, and wake it: the
+        // caller yields to it at once (counted, as `woken`). Not all: under
+        // load a worker may still be checking after 2 ms.
+        assert!(stats.woken > 0 && stats.woken <= stats.calls, "{stats:?}");
     }
 }

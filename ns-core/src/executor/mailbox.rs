@@ -58,12 +58,14 @@ impl Mailbox {
     /// is unparked or, with a timeout, that long; senders meanwhile see it
     /// parked.
     pub(crate) fn park(&self, timeout: Option<Duration>) {
-        self.parked.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.parked
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         match timeout {
             Some(timeout) => thread::park_timeout(timeout),
             None => thread::park(),
         }
-        self.parked.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.parked
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn take(&self) -> Option<Msg> {

@@ -259,7 +259,11 @@ impl Scheduler {
             if let Some(i) = exact.or_else(same).or_else(fresh) {
                 let idle = roster.idle.remove(i);
                 drop(roster);
-                return idle.worker.send(Msg::Task(task));
+                let handover = idle.worker.send(Msg::Task(task));
+                if handover == Handover::Woken {
+                    Counters::add(&self.counters.woken, 1);
+                }
+                return handover;
             }
             let room = roster.total < self.config.max_workers + self.config.max_overflow;
             let beyond = nested && (!task.is_owned() || room);

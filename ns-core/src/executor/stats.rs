@@ -16,6 +16,12 @@ pub struct Stats {
     pub calls: u64,
     /// `setns(2)` calls made by workers, to serve calls or to go home.
     pub switches: u64,
+    /// Calls and tasks given to an idle worker that was parked, and was
+    /// woken for them. The others found their worker still spinning for
+    /// work (see [`ExecutorBuilder::spin`](crate::ExecutorBuilder::spin)),
+    /// started a new one, or waited. A steady caller whose calls mostly
+    /// wake a parked worker pays a wake-up (a few microseconds) on each.
+    pub woken: u64,
     /// Blocking calls that found every worker busy at the cap and waited.
     pub waits_at_cap: u64,
     /// Workers started beyond the cap because callers waited at it while no
@@ -90,6 +96,7 @@ impl Retirement {
 pub(crate) struct Counters {
     pub(crate) calls: AtomicU64,
     pub(crate) switches: AtomicU64,
+    pub(crate) woken: AtomicU64,
     pub(crate) waits_at_cap: AtomicU64,
     pub(crate) nested_beyond_cap: AtomicU64,
     pub(crate) evictions: AtomicU64,
@@ -114,6 +121,7 @@ impl Counters {
             idle_workers,
             calls: get(&self.calls),
             switches: get(&self.switches),
+            woken: get(&self.woken),
             waits_at_cap: get(&self.waits_at_cap),
             overflowed,
             nested_beyond_cap: get(&self.nested_beyond_cap),
