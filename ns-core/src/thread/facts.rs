@@ -502,8 +502,15 @@ mod tests {
         let moved = STATUS.replace("Name:\tworker", "Name:\tw");
         assert_eq!(threads_in(moved.as_bytes(), &mut hints), Some(7));
         assert_eq!(hints.threads, moved.find("Threads:"));
-        let glued = STATUS.replace("kB\nThreads:", "kBThreads:");
-        assert_eq!(threads_in(glued.as_bytes(), &mut Hints::default()), None);
+        // Where the hint points, `Threads:` ends the line before: no
+        // thread count at all.
+        let glued = STATUS.replace(" kB\nThreads:", "  kBThreads:");
+        assert_eq!(glued.find("Threads:"), at);
+        let mut stale = Hints {
+            lines: Vec::new(),
+            threads: at,
+        };
+        assert_eq!(threads_in(glued.as_bytes(), &mut stale), None);
         assert_eq!(threads_in(b"", &mut hints), None);
         assert_eq!(hints.threads, None);
     }
