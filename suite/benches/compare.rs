@@ -300,6 +300,74 @@ fn thread_cpu_time() -> Duration {
     clock(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
+/// The context switches of every thread of the process so far, voluntary
+/// and involuntary.
+fn context_switches() -> u64 {
+    // SAFETY: `usage` is a valid rusage to write to.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(rc, 0, "getrusage");
+    (usage.ru_nvcsw + usage.ru_nivcsw) as u64
+}
+
+/// Pins the calling thread to CPU 0.
+fn pin_to_cpu_0() {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
+    // sched_setaffinity get valid pointers.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity");
+    }
+}
+
+/// Two threads pinned to one CPU that hand a call back and forth, each
+/// parking until the other wakes it: two context switches and two
+/// wake-ups per call, the least a call costs when its caller and its
+/// worker share one CPU.
+fn same_cpu_round_trip(budget: Duration) -> Cost {
+    let state = Arc::new(AtomicU32::new(0)); // 0 idle, 1 request, 2 done, 3 exit
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let helper_state = Arc::clone(&state);
+        let helper = s.spawn(move || {
+            pin_to_cpu_0();
+            let caller: std::thread::Thread = rx.recv().expect("caller");
+            loop {
+                match helper_state.load(Ordering::Acquire) {
+                    1 => {
+                        helper_state.store(2, Ordering::Release);
+                        caller.unpark();
+                    }
+                    3 => return,
+                    _ => std::thread::park(),
+                }
+            }
+        });
+        let cost = s
+            .spawn(move || {
+                pin_to_cpu_0();
+                tx.send(std::thread::current()).expect("send");
+                let cost = measure(budget, || {
+                    state.store(1, Ordering::Release);
+                    helper.thread().unpark();
+                    while state.load(Ordering::Acquire) != 2 {
+                        std::thread::park();
+                    }
+                    state.store(0, Ordering::Relaxed);
+                });
+                state.store(3, Ordering::Release);
+                helper.thread().unpark();
+                cost
+            })
+            .join()
+            .expect("caller");
+        cost
+    })
+}
+
 fn status_field(name: &str) -> String {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -482,10 +550,13 @@ fn main() {
     );
     let global = Executor::global().expect("executor");
     global.run(&set, || ()).expect("warm up");
-    let before = global.stats();
+    let (before, switches, wall) = (global.stats(), context_switches(), Instant::now());
     let warm = measure(budget, || set.run(|| black_box(())).expect("run"));
-    let after = global.stats();
-    let warm_woken = (after.woken - before.woken) as f64 / (after.calls - before.calls) as f64;
+    let (after, warm_wall) = (global.stats(), wall.elapsed());
+    let warm_calls = (after.calls - before.calls) as f64;
+    let warm_switches = (context_switches() - switches) as f64 / warm_calls;
+    let warm_woken = (after.woken - before.woken) as f64 / warm_calls;
+    let warm_cpus = warm.cpu * warm_calls / warm_wall.as_nanos() as f64;
     t.add("3 NsSet::run, warm", warm);
     t.add(
         "3 #[in_namespace], warm",
@@ -789,14 +860,23 @@ fn main() {
     part("  the check's floor: the sum of its system calls", floor);
     part("  the bare spinning handoff (row 2)", handoff.cpu);
     part("  the bare parking handoff (row 2)", parking.cpu);
+    let round_trip = same_cpu_round_trip(budget);
+    part(
+        "  a round trip between two threads on one CPU (2 switches)",
+        round_trip.cpu,
+    );
     println!(
-        "  warm calls that woke a parked worker: {:.0}%",
+        "  warm calls: {:.0}% woke a parked worker; {warm_switches:.2} context switches per call; {warm_cpus:.2} CPUs in use",
         warm_woken * 100.0
     );
-    for (name, handoff) in [("spinning", handoff.cpu), ("parking", parking.cpu)] {
+    for (name, handoff) in [
+        ("bare spinning handoff", handoff.cpu),
+        ("bare parking handoff", parking.cpu),
+        ("same-CPU round trip", round_trip.cpu),
+    ] {
         let bound = floor + handoff;
         println!(
-            "  against the floor plus the bare {name} handoff: the worker {:.2}x, the whole call {:.2}x",
+            "  against the floor plus the {name}: the worker {:.2}x, the whole call {:.2}x",
             (warm.cpu - warm.caller_cpu) / bound,
             warm.cpu / bound
         );
