@@ -143,104 +143,88 @@ fn empty_body(ns: &Namespace) -> nsguard::Result<()> {
     Ok(())
 }
 
-/// A helper thread that spins waiting for work, then parks: the limit of
-/// handing a call to another thread, with no namespace work at all.
-struct Spinner {
+/// How a [`Helper`] and its caller wait for each other.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Both spin, yielding now and then: the limit of handing a call to
+    /// another thread, with no namespace work at all.
+    Spin,
+    /// The helper parks between calls and is woken for each; the caller
+    /// yields once it has woken it and spins for the result, and the
+    /// helper yields once it has handed it over, as nsguard's threads do:
+    /// the limit when no thread waits spinning (a parked worker).
+    Park,
+    /// Both park until the other wakes them: two wake-ups and, on one CPU,
+    /// two context switches per call.
+    BothPark,
+}
+
+/// A helper thread that takes calls with no work in them, waiting as
+/// `waiting` says; its caller is the thread that starts it.
+struct Helper {
     state: Arc<AtomicU32>, // 0 idle, 1 request, 2 done, 3 exit
+    waiting: Waiting,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Spinner {
-    fn start() -> Spinner {
+impl Helper {
+    /// Starts the helper; with `pin`, on CPU 0 only.
+    fn start(waiting: Waiting, pin: bool) -> Helper {
         let state = Arc::new(AtomicU32::new(0));
         let s = Arc::clone(&state);
-        let handle = std::thread::spawn(move || loop {
-            let mut spins = 0u32;
+        let caller = std::thread::current();
+        let handle = std::thread::spawn(move || {
+            if pin {
+                pin_to_cpu_0();
+            }
             loop {
-                match s.load(Ordering::Acquire) {
-                    1 => break,
-                    3 => return,
-                    _ => {
-                        spins += 1;
-                        if spins % 64 == 0 {
-                            std::thread::yield_now();
+                let mut spins = 0u32;
+                loop {
+                    match s.load(Ordering::Acquire) {
+                        1 => break,
+                        3 => return,
+                        _ if waiting == Waiting::Spin => {
+                            spins += 1;
+                            if spins % 64 == 0 {
+                                std::thread::yield_now();
+                            }
+                            std::hint::spin_loop();
                         }
-                        std::hint::spin_loop();
+                        _ => std::thread::park(),
                     }
                 }
-            }
-            black_box(());
-            s.store(2, Ordering::Release);
-        });
-        Spinner {
-            state,
-            handle: Some(handle),
-        }
-    }
-
-    fn call(&self) {
-        self.state.store(1, Ordering::Release);
-        let mut spins = 0u32;
-        while self.state.load(Ordering::Acquire) != 2 {
-            spins += 1;
-            if spins % 64 == 0 {
-                std::thread::yield_now();
-            }
-            std::hint::spin_loop();
-        }
-        self.state.store(0, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Spinner {
-    fn drop(&mut self) {
-        self.state.store(3, Ordering::Release);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// A helper thread that parks between calls and is woken for each: the
-/// limit of handing a call to a thread that has no CPU of its own waiting
-/// (a parked worker), with no namespace work at all. The caller yields
-/// once it has woken it and spins (yielding) for the result, and the
-/// helper yields once it has handed it over, as nsguard's do.
-struct Parker {
-    state: Arc<AtomicU32>, // 0 idle, 1 request, 2 done, 3 exit
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Parker {
-    fn start() -> Parker {
-        let state = Arc::new(AtomicU32::new(0));
-        let s = Arc::clone(&state);
-        let handle = std::thread::spawn(move || loop {
-            loop {
-                match s.load(Ordering::Acquire) {
-                    1 => break,
-                    3 => return,
-                    _ => std::thread::park(),
+                black_box(());
+                s.store(2, Ordering::Release);
+                match waiting {
+                    Waiting::Spin => {}
+                    Waiting::Park => std::thread::yield_now(),
+                    Waiting::BothPark => caller.unpark(),
                 }
             }
-            black_box(());
-            s.store(2, Ordering::Release);
-            std::thread::yield_now();
         });
-        Parker {
+        Helper {
             state,
+            waiting,
             handle: Some(handle),
         }
     }
 
     fn call(&self) {
         self.state.store(1, Ordering::Release);
-        if let Some(h) = &self.handle {
-            h.thread().unpark();
+        if self.waiting != Waiting::Spin {
+            if let Some(h) = &self.handle {
+                h.thread().unpark();
+            }
         }
-        std::thread::yield_now();
+        if self.waiting == Waiting::Park {
+            std::thread::yield_now();
+        }
         let mut spins = 0u32;
         while self.state.load(Ordering::Acquire) != 2 {
+            if self.waiting == Waiting::BothPark {
+                std::thread::park();
+                continue;
+            }
             spins += 1;
             if spins % 64 == 0 {
                 std::thread::yield_now();
@@ -251,7 +235,7 @@ impl Parker {
     }
 }
 
-impl Drop for Parker {
+impl Drop for Helper {
     fn drop(&mut self) {
         self.state.store(3, Ordering::Release);
         if let Some(h) = self.handle.take() {
@@ -327,44 +311,13 @@ fn pin_to_cpu_0() {
 /// wake-ups per call, the least a call costs when its caller and its
 /// worker share one CPU.
 fn same_cpu_round_trip(budget: Duration) -> Cost {
-    let state = Arc::new(AtomicU32::new(0)); // 0 idle, 1 request, 2 done, 3 exit
-    std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let helper_state = Arc::clone(&state);
-        let helper = s.spawn(move || {
-            pin_to_cpu_0();
-            let caller: std::thread::Thread = rx.recv().expect("caller");
-            loop {
-                match helper_state.load(Ordering::Acquire) {
-                    1 => {
-                        helper_state.store(2, Ordering::Release);
-                        caller.unpark();
-                    }
-                    3 => return,
-                    _ => std::thread::park(),
-                }
-            }
-        });
-        let cost = s
-            .spawn(move || {
-                pin_to_cpu_0();
-                tx.send(std::thread::current()).expect("send");
-                let cost = measure(budget, || {
-                    state.store(1, Ordering::Release);
-                    helper.thread().unpark();
-                    while state.load(Ordering::Acquire) != 2 {
-                        std::thread::park();
-                    }
-                    state.store(0, Ordering::Relaxed);
-                });
-                state.store(3, Ordering::Release);
-                helper.thread().unpark();
-                cost
-            })
-            .join()
-            .expect("caller");
-        cost
+    std::thread::spawn(move || {
+        pin_to_cpu_0();
+        let helper = Helper::start(Waiting::BothPark, true);
+        measure(budget, || helper.call())
     })
+    .join()
+    .expect("the round trip's caller")
 }
 
 fn status_field(name: &str) -> String {
@@ -534,14 +487,14 @@ fn main() {
     };
     t.add("1 raw setns pair, fds open (the limit in place)", base);
     let handoff = {
-        let spinner = Spinner::start();
+        let spinner = Helper::start(Waiting::Spin, false);
         measure(budget, || spinner.call())
     };
     t.add(
         "2 bare spinning handoff, no namespace work (the limit)",
         handoff,
     );
-    let parker = Parker::start();
+    let parker = Helper::start(Waiting::Park, false);
     let parking = measure(budget, || parker.call());
     t.add(
         "2 bare parking handoff: a parked helper woken for each call",

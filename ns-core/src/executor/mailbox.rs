@@ -45,7 +45,7 @@ impl Mailbox {
     pub(crate) fn send(&self, msg: Msg) -> Handover {
         *lock(&self.inbox) = Some(msg);
         self.ready.store(true, Ordering::Release);
-        let parked = self.parked.load(std::sync::atomic::Ordering::Relaxed);
+        let parked = self.parked.load(Ordering::Relaxed);
         self.thread.unpark();
         if parked {
             Handover::Woken
@@ -58,14 +58,12 @@ impl Mailbox {
     /// is unparked or, with a timeout, that long; senders meanwhile see it
     /// parked.
     pub(crate) fn park(&self, timeout: Option<Duration>) {
-        self.parked
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.parked.store(true, Ordering::Relaxed);
         match timeout {
             Some(timeout) => thread::park_timeout(timeout),
             None => thread::park(),
         }
-        self.parked
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.parked.store(false, Ordering::Relaxed);
     }
 
     pub(crate) fn take(&self) -> Option<Msg> {
