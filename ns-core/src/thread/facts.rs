@@ -80,8 +80,6 @@ struct Execution {
 pub(crate) struct Facts {
     /// The kept status lines, each with its newline, in the text's order.
     status: Vec<u8>,
-    /// Where each kept line ends in `status` (after its newline).
-    line_ends: Vec<usize>,
     /// Whether the umask line is among them (a private fs context).
     private_fs: bool,
     execution: Execution,
@@ -90,12 +88,10 @@ pub(crate) struct Facts {
 }
 
 impl Facts {
-    /// The kept status lines, each with its newline.
+    /// The kept status lines, each with its newline (the last one may
+    /// lack it, as the text's last line may).
     fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.line_ends.iter().copied());
-        starts
-            .zip(&self.line_ends)
-            .map(|(start, &end)| &self.status[start..end])
+        self.status.split_inclusive(|b| *b == b'\n')
     }
 }
 
@@ -142,10 +138,8 @@ impl FactsReader {
     /// own root and cwd (a worker that entered a mount namespace).
     pub(crate) fn read(&mut self, private_fs: bool) -> Result<Facts, Errno> {
         sys::pread_into(self.status.as_fd(), &mut self.text)?;
-        let (status, line_ends) = kept_lines(&self.text, private_fs, &mut self.hints);
         Ok(Facts {
-            status,
-            line_ends,
+            status: kept_lines(&self.text, private_fs, &mut self.hints),
             private_fs,
             execution: execution()?,
             files: self.sharing(Shared::Files),
@@ -240,18 +234,16 @@ fn wanted_lines(text: &[u8], private_fs: bool) -> impl Iterator<Item = (usize, &
     })
 }
 
-/// The lines of `text` that [`Facts`] keep, one after the other, and where
-/// each ends among them; `hints` learn where each was in `text`.
-fn kept_lines(text: &[u8], private_fs: bool, hints: &mut Hints) -> (Vec<u8>, Vec<usize>) {
+/// The lines of `text` that [`Facts`] keep, one after the other; `hints`
+/// learn where each was in `text`.
+fn kept_lines(text: &[u8], private_fs: bool, hints: &mut Hints) -> Vec<u8> {
     let mut status = Vec::with_capacity(512);
-    let mut line_ends = Vec::with_capacity(CREDENTIAL_KEYS.len() + OTHER_KEYS.len() + 1);
     hints.lines.clear();
     for (at, line) in wanted_lines(text, private_fs) {
         status.extend_from_slice(line);
-        line_ends.push(status.len());
         hints.lines.push(at);
     }
-    (status, line_ends)
+    status
 }
 
 /// Whether `text` has exactly the kept lines of `facts`, read with the
@@ -264,14 +256,17 @@ fn kept_lines(text: &[u8], private_fs: bool, hints: &mut Hints) -> (Vec<u8>, Vec
 /// have no kept line `facts` lack. Otherwise a full scan decides, and
 /// records where the lines now are.
 fn same_lines(text: &[u8], facts: &Facts, private_fs: bool, hints: &mut Hints) -> bool {
-    let at_hint = |(line, &at): (&[u8], &usize)| {
+    let at_hint = |line: &[u8], at: usize| {
         (at == 0 || text.get(at - 1) == Some(&b'\n'))
             && text.get(at..at + line.len()) == Some(line)
             && line.ends_with(b"\n")
     };
+    let mut hinted = hints.lines.iter();
     if facts.private_fs == private_fs
-        && hints.lines.len() == facts.line_ends.len()
-        && facts.lines().zip(&hints.lines).all(at_hint)
+        && facts
+            .lines()
+            .all(|line| hinted.next().is_some_and(|&at| at_hint(line, at)))
+        && hinted.next().is_none()
     {
         return true;
     }
@@ -386,10 +381,8 @@ mod tests {
     /// the hints it leaves.
     fn facts_of(text: &[u8], private_fs: bool) -> (Facts, Hints) {
         let mut hints = Hints::default();
-        let (status, line_ends) = kept_lines(text, private_fs, &mut hints);
         let facts = Facts {
-            status,
-            line_ends,
+            status: kept_lines(text, private_fs, &mut hints),
             private_fs,
             execution: Execution {
                 securebits: 0,
