@@ -402,6 +402,36 @@ fn dropping_an_executor_ends_its_threads() {
     );
 }
 
+/// A steady caller (a call every 5 ms) is served by the worker it woke,
+/// again and again: the worker goes idle after its check, long before the
+/// next call, so no other worker is started. At most three are allowed,
+/// for a check delayed past the gap by the tests beside this one (two in a
+/// row would be needed for a third worker); a worker that never went back
+/// to idle would make every call start one, up to the cap of 8.
+#[test]
+fn a_steady_caller_keeps_to_few_workers() {
+    if !nsguard_suite::in_child_process(
+        "a_steady_caller_keeps_to_few_workers",
+        Duration::from_secs(120),
+    ) {
+        return;
+    }
+    let a = TempNs::new(NsKind::Net);
+    let set = NsSet::from(open(&a));
+    let executor = Executor::builder().max_workers(8).build().unwrap();
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            executor.run(&set, || thread_ino(NsKind::Net)).unwrap(),
+            a.ino()
+        );
+    }
+    let stats = executor.stats();
+    assert_eq!(stats.calls, 60);
+    assert!(stats.workers <= 3, "{stats:?}");
+    assert!(stats.woken > 0, "{stats:?}");
+}
+
 /// A caller that calls now and then (its worker parks between calls, and
 /// yields to the woken caller after each) is served inside every time and
 /// never waits for a lost wake-up (the watchdog would kill it): with spin
