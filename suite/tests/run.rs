@@ -436,9 +436,10 @@ fn a_steady_caller_keeps_to_few_workers() {
 /// yields to the woken caller after each) is served inside every time and
 /// never waits for a lost wake-up (the watchdog would kill it): with spin
 /// budgets of zero (the worker and the caller always park) and the
-/// default. How many workers serve it is not asserted: a worker still busy
-/// with its check when the next call comes (under the load of the tests
-/// beside it, even after 2 ms) makes the executor start another, by design.
+/// default. How many workers serve it is not asserted here: a worker still
+/// busy with its check when the next call comes (under the load of the
+/// tests beside it, even after 2 ms) makes the executor start another, by
+/// design; `a_steady_caller_keeps_to_few_workers` bounds them.
 #[test]
 fn a_sporadic_caller_is_served_inside_every_time() {
     if !nsguard_suite::in_child_process(
