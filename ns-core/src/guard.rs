@@ -182,7 +182,10 @@ fn enter(set: &NsSet) -> Result<NsGuard> {
         heres[kind.index()] = ino;
         true
     })?;
-    let mut plan: Vec<(&Namespace, WayBack)> = Vec::with_capacity(set.len());
+    // The ways back, in the order of the switches; a guard that switches
+    // nothing allocates nothing.
+    let mut restore = Vec::new();
+    let mut targets: [Option<&Namespace>; NsKind::COUNT] = [None; NsKind::COUNT];
     for kind in SETNS_ORDER {
         let Some(target) = set.get(kind) else {
             continue;
@@ -217,13 +220,15 @@ fn enter(set: &NsSet) -> Result<NsGuard> {
                 WayBack::Opened(here)
             }
         };
-        plan.push((target, way_back));
+        targets[restore.len()] = Some(target);
+        restore.push(way_back);
     }
-    let mut restore = Vec::with_capacity(plan.len());
     let mut switched = NsKinds::EMPTY;
-    for (target, here) in plan {
+    for (entered, target) in targets.into_iter().flatten().enumerate() {
         if let Err(errno) = sys::setns(target, target.kind()) {
             let err = Error::enter(target.id(), target.path(), errno);
+            // Only the kinds already entered are switched back.
+            restore.truncate(entered);
             if let Err(back) = switch_back(&mut restore) {
                 marks::poison(format!(
                     "{err}; then switching back the kinds already entered failed: {back}"
@@ -233,7 +238,6 @@ fn enter(set: &NsSet) -> Result<NsGuard> {
             return Err(err);
         }
         switched.insert(target.kind());
-        restore.push(here);
     }
     let level = marks::push_guard();
     Ok(NsGuard {
