@@ -31,6 +31,12 @@ use nsguard::{in_namespace, CommandExt, Executor, Namespace, NsKind, NsSet};
 
 const BATCHES: usize = 15;
 
+/// Calls per turn of a caller in the table of calls after idle.
+const BLOCK: usize = 5;
+
+/// A strategy of that table: its name and one call.
+type Caller<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
 /// What a call costs: the median over `BATCHES` batches of the mean time
 /// per call, and the process's CPU time per call over those batches, in ns.
 #[derive(Clone, Copy, Debug)]
@@ -633,8 +639,14 @@ fn main() {
     // the body and (checked) the post-call check, whose parts follow,
     // measured here with the same system calls the check makes.
     // Callers that call now and then: the caller sleeps, then makes one
-    // call, timed alone; the worker went idle meanwhile.
-    println!("\na call after the caller was idle, median of the calls alone:\n");
+    // call, timed alone; the worker went idle meanwhile. The strategies
+    // take turns of `BLOCK` calls, so that all of them meet the same
+    // moments of the shared machine: a burst of noise lands on every row
+    // alike, and the ratios between rows hold within the run.
+    println!(
+        "\na call after the caller was idle, median of the calls alone, \
+         the strategies taking turns:\n"
+    );
     println!(
         "  {:<40} {:>10} {:>10} {:>10}",
         "strategy", "200 us", "1 ms", "10 ms"
@@ -644,54 +656,87 @@ fn main() {
         (Duration::from_millis(1), 100),
         (Duration::from_millis(10), 40),
     ];
-    // Also the CPU the process spends besides the caller's own thread (the
-    // worker's handoff, body and check, and any spinning) per second of
-    // the caller's wall time: what a sporadic caller costs while idle.
-    let mut idle_cpu_rows = Vec::new();
-    let mut sporadic = |name: &str, f: &mut dyn FnMut()| {
-        let mut row = format!("  {name:<40}");
-        let mut cpu_row = format!("  {name:<40}");
-        for (gap, samples) in gaps {
-            let (cpu, own, wall) = (cpu_time(), thread_cpu_time(), Instant::now());
-            let mut times: Vec<f64> = (0..samples)
-                .map(|_| {
+    let mut callers: Vec<Caller<'_>> = vec![
+        (
+            "NsSet::run",
+            Box::new(|| set.run(|| black_box(())).expect("run")),
+        ),
+        (
+            "#[in_namespace]",
+            Box::new(|| empty_body(&target).expect("call")),
+        ),
+        (
+            "netns-rs NetNs::run",
+            Box::new(|| peer.run(|_| black_box(())).expect("netns-rs run")),
+        ),
+        ("bare parking handoff (row 2)", Box::new(|| parker.call())),
+        (
+            "raw setns pair",
+            Box::new(|| {
+                setns(&target, CloneFlags::CLONE_NEWNET).expect("setns");
+                setns(&home, CloneFlags::CLONE_NEWNET).expect("setns back");
+            }),
+        ),
+    ];
+    // Per caller and gap: the median call, and the CPU the process spends
+    // besides the caller's own thread (the worker's handoff, body and
+    // check, and any spinning) per second of the caller's wall time, what
+    // a sporadic caller costs while idle. A call's share is counted from
+    // the call to the end of the sleep after it, where its worker checks.
+    let mut medians = vec![[0.0f64; 3]; callers.len()];
+    let mut idle_cpu = vec![[0.0f64; 3]; callers.len()];
+    for (g, (gap, samples)) in gaps.into_iter().enumerate() {
+        let mut times = vec![Vec::with_capacity(samples); callers.len()];
+        let mut others = vec![Duration::ZERO; callers.len()];
+        let mut walls = vec![Duration::ZERO; callers.len()];
+        std::thread::sleep(gap);
+        for round in 0..samples.div_ceil(BLOCK - 1) {
+            for k in 0..callers.len() {
+                let c = (round + k) % callers.len();
+                for call in 0..BLOCK {
+                    let (cpu, own, wall) = (cpu_time(), thread_cpu_time(), Instant::now());
+                    callers[c].1();
+                    let took = wall.elapsed().as_secs_f64() * 1e6;
+                    // The first call of a turn follows the other callers',
+                    // not its own: it is not what this caller meets.
+                    if call > 0 {
+                        times[c].push(took);
+                    }
                     std::thread::sleep(gap);
-                    let start = Instant::now();
-                    f();
-                    start.elapsed().as_secs_f64() * 1e6
-                })
-                .collect();
-            let others = (cpu_time() - cpu).saturating_sub(thread_cpu_time() - own);
-            let per_second = others.as_secs_f64() / wall.elapsed().as_secs_f64();
-            times.sort_by(f64::total_cmp);
-            let _ = write!(row, " {:>7.2} us", times[times.len() / 2]);
-            let _ = write!(cpu_row, " {:>7.2} ms", per_second * 1000.0);
+                    others[c] += (cpu_time() - cpu).saturating_sub(thread_cpu_time() - own);
+                    walls[c] += wall.elapsed();
+                }
+            }
         }
-        println!("{row}");
-        idle_cpu_rows.push(cpu_row);
+        for (c, times) in times.iter_mut().enumerate() {
+            times.sort_by(f64::total_cmp);
+            medians[c][g] = times[times.len() / 2];
+            idle_cpu[c][g] = others[c].as_secs_f64() / walls[c].as_secs_f64() * 1000.0;
+        }
+    }
+    let peer_row = callers
+        .iter()
+        .position(|(name, _)| name.starts_with("netns-rs"))
+        .expect("netns-rs row");
+    let rows = |unit: &str, of: &dyn Fn(usize, usize) -> f64| {
+        for (c, (name, _)) in callers.iter().enumerate() {
+            let mut row = format!("  {name:<40}");
+            for g in 0..gaps.len() {
+                let _ = write!(row, " {:>7.2} {unit:<2}", of(c, g));
+            }
+            println!("{row}");
+        }
     };
-    sporadic("NsSet::run", &mut || {
-        set.run(|| black_box(())).expect("run")
-    });
-    sporadic("#[in_namespace]", &mut || {
-        empty_body(&target).expect("call")
-    });
-    sporadic("netns-rs NetNs::run", &mut || {
-        peer.run(|_| black_box(())).expect("netns-rs run")
-    });
-    sporadic("bare parking handoff (row 2)", &mut || parker.call());
-    sporadic("raw setns pair", &mut || {
-        setns(&target, CloneFlags::CLONE_NEWNET).expect("setns");
-        setns(&home, CloneFlags::CLONE_NEWNET).expect("setns back");
-    });
+    rows("us", &|c, g| medians[c][g]);
+    println!("\nthe same calls, against netns-rs's in the same rounds:\n");
+    rows("x", &|c, g| medians[c][g] / medians[peer_row][g]);
     println!("\nthe same callers: CPU of the process's other threads per second:\n");
     println!(
         "  {:<40} {:>10} {:>10} {:>10}",
         "strategy", "200 us", "1 ms", "10 ms"
     );
-    for row in &idle_cpu_rows {
-        println!("{row}");
-    }
+    rows("ms", &|c, g| idle_cpu[c][g]);
+    drop(callers);
 
     println!("\nwhat a warm call costs in CPU, per call:\n");
     let mut parts: Vec<(String, f64)> = Vec::new();
