@@ -383,6 +383,10 @@ fn switch(
     target: &SetRef<'_>,
     desired: &Location,
 ) -> Result<()> {
+    // The common case, a worker already there, without a look per kind.
+    if state.location == *desired {
+        return Ok(());
+    }
     // Time is tracked but never switched: no call can ask for another one.
     for kind in tracked().filter(|k| *k != NsKind::Time) {
         if state.location.get(kind) == desired.get(kind) {
