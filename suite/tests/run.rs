@@ -477,3 +477,115 @@ fn a_sporadic_caller_is_served_inside_every_time() {
         assert!(stats.woken > 0 && stats.woken <= stats.calls, "{stats:?}");
     }
 }
+
+/// The time slice of thread (or process) `tid`, in nanoseconds, as
+/// `sched_getattr(2)` reports it: the slice on Linux 6.12 and later, 0
+/// before.
+fn slice_of(tid: i32) -> u64 {
+    let mut attr = [0u64; 7];
+    // SAFETY: sched_getattr(2) writes at most 56 bytes, the size of `attr`.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_getattr, tid, attr.as_mut_ptr(), 56, 0) };
+    assert_eq!(
+        rc,
+        0,
+        "sched_getattr({tid}): {}",
+        std::io::Error::last_os_error()
+    );
+    attr[3]
+}
+
+/// Waits until `done` holds, and fails after [`PATIENCE`].
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "waited {PATIENCE:?} in vain for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A worker waiting for a caller that calls now and then asks for a short
+/// time slice, so that the caller's wake-up hands it the CPU at once; the
+/// threads and processes its bodies start get the kernel's default slice,
+/// not the worker's; and once calls come close together the worker has its
+/// own slice again, and is not retired for the change. On a kernel without
+/// slices of a thread's own (before 6.12) the worker's stays as it was.
+#[test]
+fn a_worker_waits_for_a_sporadic_caller_with_a_short_slice_its_children_do_not_get() {
+    if !nsguard_suite::in_child_process(
+        "a_worker_waits_for_a_sporadic_caller_with_a_short_slice_its_children_do_not_get",
+        Duration::from_secs(120),
+    ) {
+        return;
+    }
+    const SHORT: u64 = 300_000;
+    // Whether the kernel keeps a thread's own slice: a scratch thread asks
+    // for one and reads it back.
+    let kernel_has_slices = std::thread::spawn(|| {
+        let mut attr = [0u64; 7];
+        // SAFETY: as in `slice_of`.
+        let rc = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, attr.as_mut_ptr(), 56, 0) };
+        assert_eq!(rc, 0);
+        attr[1] = 0; // no flags
+        attr[3] = SHORT;
+        // SAFETY: sched_setattr(2) reads the 56 bytes of `attr`, whose
+        // first word gives that size.
+        unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr.as_ptr(), 0) };
+        slice_of(0) == SHORT
+    })
+    .join()
+    .unwrap();
+    let a = TempNs::new(NsKind::Net);
+    let set = NsSet::from(open(&a));
+    // One worker, which does not exit while the test waits for it.
+    let executor = Executor::builder()
+        .max_workers(1)
+        .idle_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let worker = executor.run(&set, tid).unwrap();
+    let own = slice_of(worker);
+    assert_ne!(own, SHORT, "the worker starts with its own slice");
+    let sporadic_calls = || {
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(2));
+            assert_eq!(executor.run(&set, tid).unwrap(), worker);
+        }
+    };
+    sporadic_calls();
+    if !kernel_has_slices {
+        assert_eq!(slice_of(worker), own);
+        eprintln!("this kernel keeps no slice of a thread's own: the rest is not tested");
+        return;
+    }
+    eventually("the worker's short slice", || slice_of(worker) == SHORT);
+    // A body started while the worker has it.
+    std::thread::sleep(Duration::from_millis(2));
+    let (body_slice, thread_slice, mut process) = executor
+        .run(&set, || {
+            let thread_slice = std::thread::spawn(|| slice_of(0)).join().unwrap();
+            let process = std::process::Command::new("sleep")
+                .arg("infinity")
+                .spawn()
+                .expect("spawn sleep");
+            (slice_of(0), thread_slice, ChildGuard::new(process))
+        })
+        .unwrap();
+    assert_eq!(body_slice, SHORT, "the body ran with the short slice");
+    assert_eq!(thread_slice, own, "a thread started in the body");
+    assert_eq!(
+        slice_of(process.pid() as i32),
+        own,
+        "a process started in the body"
+    );
+    process.kill();
+    // Calls close together.
+    for _ in 0..100 {
+        executor.run(&set, || ()).unwrap();
+    }
+    eventually("the worker's own slice again", || slice_of(worker) == own);
+    sporadic_calls();
+    assert_eq!(executor.stats().retired, nsguard::Retired::default());
+}

@@ -150,11 +150,14 @@ where
     // `submit` only moves the task along; if it unwinds, the task is
     // dropped on the way, which sets `done` first.
     let submitted = catch_unwind(AssertUnwindSafe(|| submit(task)));
-    if let Ok(Handover::Woken) = submitted {
+    if matches!(submitted, Ok(Handover::Woken)) && !done.load(Ordering::Acquire) {
         // The worker was parked. A woken thread most often runs on the CPU
         // of the thread that woke it, this one: let it run now rather than
         // after a first round of spinning. (It yields back once it has
-        // handed over the result: see `worker::serve`.)
+        // handed over the result: see `worker::serve`.) A worker with a
+        // short time slice has most often run already, preempting this
+        // thread as it woke it (`thread/slice.rs`): then there is nothing
+        // to yield for, and a yield would hand the CPU to its check.
         thread::yield_now();
     }
     // Nothing between handing out the task and this wait can unwind, so the

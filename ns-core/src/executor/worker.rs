@@ -19,6 +19,7 @@ use crate::thread::facts::{Facts, FactsReader};
 use crate::thread::location::{tracked, Location};
 use crate::thread::marks;
 use crate::thread::owners::{role_of, Owned, Role};
+use crate::thread::slice::Slice;
 
 /// Where a worker is, and what it was like when it was last known good.
 struct State {
@@ -31,6 +32,8 @@ struct State {
     /// The process's thread count at the last check: when it grew, a body
     /// may have started threads inside.
     threads: Option<u32>,
+    /// Its time slice: short while it waits for a sporadic caller.
+    slice: Slice,
     /// Counts this thread among nsguard's own (for the census).
     _owned: Owned,
 }
@@ -69,6 +72,13 @@ pub(crate) trait WorkerThread {
     ) -> Result<(), Retirement>;
     /// Switches back to the home namespaces (see [`go_home`]).
     fn go_home(&mut self, scheduler: &Scheduler) -> Result<()>;
+    /// Readies the thread to wait for a caller that calls now and then
+    /// (`true`: a short time slice, see `thread/slice.rs`) or for calls that
+    /// come close together (`false`: its own slice). `Err` if the worker
+    /// can no longer tell its state.
+    fn expect_sporadic(&mut self, _sporadic: bool) -> Result<(), Retirement> {
+        Ok(())
+    }
 }
 
 impl WorkerThread for State {
@@ -88,6 +98,29 @@ impl WorkerThread for State {
 
     fn go_home(&mut self, scheduler: &Scheduler) -> Result<()> {
         go_home(scheduler, self)
+    }
+
+    fn expect_sporadic(&mut self, sporadic: bool) -> Result<(), Retirement> {
+        if sporadic == self.slice.is_short() {
+            return Ok(());
+        }
+        let changed = if sporadic {
+            // Best effort: a kernel or filter that refuses it leaves the
+            // default slice, and the caller yields instead.
+            self.slice.shorten().unwrap_or(false)
+        } else {
+            self.slice
+                .restore()
+                .map_err(|_| Retirement::ThreadStateChanged)?;
+            true
+        };
+        if changed {
+            // The check compares the thread's scheduling with the facts.
+            self.facts
+                .reread_sched()
+                .map_err(|_| Retirement::ThreadStateChanged)?;
+        }
+        Ok(())
     }
 }
 
@@ -130,6 +163,12 @@ pub(crate) fn life<W: WorkerThread>(
     let budget = scheduler.config.spin;
     let mut spin = budget;
     let mut idle_since = Instant::now();
+    // Whether the worker waits for a caller that calls now and then: set
+    // by a message after a gap of `SPORADIC` or more, cleared by
+    // `CLOSE_CALLS` messages in a row after shorter gaps. (A caller's gaps
+    // can swing both ways from call to call: it changes seldom.)
+    let mut sporadic = false;
+    let mut close_calls: u32 = 0;
     loop {
         // Whether this worker parked a while waiting for the message.
         let (msg, parked) = match next.take() {
@@ -142,6 +181,16 @@ pub(crate) fn life<W: WorkerThread>(
                     } else {
                         Duration::ZERO
                     };
+                    close_calls = if gap < SPORADIC {
+                        close_calls.saturating_add(1)
+                    } else {
+                        0
+                    };
+                    if gap >= SPORADIC {
+                        sporadic = true;
+                    } else if close_calls >= CLOSE_CALLS {
+                        sporadic = false;
+                    }
                     // Only a caller that calls now and then is yielded to:
                     // under load, workers park briefly and often, and a
                     // yield there only adds switches.
@@ -159,6 +208,18 @@ pub(crate) fn life<W: WorkerThread>(
                 if let Err(why) = state.serve(scheduler, task, handle.id, parked) {
                     retire(scheduler, why);
                     return; // `place` gives the place back
+                }
+                // Off the caller's path: ready the thread for the next call.
+                // A short slice only while no other worker is busy: under
+                // load, a woken worker that preempts whoever runs costs more
+                // switches than it saves.
+                let alone = || {
+                    let (workers, idle, _) = scheduler.counts();
+                    workers.saturating_sub(idle) <= 1
+                };
+                if let Err(why) = state.expect_sporadic(sporadic && alone()) {
+                    retire(scheduler, why);
+                    return;
                 }
                 true
             }
@@ -190,8 +251,13 @@ pub(crate) fn life<W: WorkerThread>(
 }
 
 /// An idle gap from which a caller counts as sporadic: its worker yields
-/// to it after handing back the result (see `serve`).
+/// to it after handing back the result (see `serve`), and waits for it
+/// with a short time slice (`thread/slice.rs`).
 const SPORADIC: Duration = Duration::from_micros(100);
+
+/// How many messages in a row after gaps under [`SPORADIC`] make a worker
+/// that waited for a sporadic caller take its own time slice again.
+const CLOSE_CALLS: u32 = 8;
 
 /// A new worker settles in the executor's home (it starts where the origin
 /// thread is) and records what it is like.
@@ -218,6 +284,7 @@ fn start(scheduler: &Scheduler) -> Result<State> {
         reader,
         facts,
         private_fs: false,
+        slice: Slice::of_current_thread().map_err(io)?,
         _owned: Owned::register(Role::Worker),
     })
 }

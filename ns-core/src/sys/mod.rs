@@ -32,4 +32,7 @@ pub(crate) use nsfs::{
     make_mounts_private, ns_get_nstype, ns_get_parent, ns_get_userns, setns, unshare_fs,
 };
 pub(crate) use pre_exec::ExecHook;
-pub(crate) use thread::{ioprio, kcmp, personality, sched_attr, securebits, timer_slack, Shared};
+pub(crate) use thread::{
+    ioprio, kcmp, personality, sched_attr, securebits, set_fair_sched, timer_slack, FairSched,
+    Shared, SCHED_RESET_ON_FORK,
+};

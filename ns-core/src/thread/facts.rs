@@ -88,6 +88,13 @@ pub(crate) struct Facts {
 }
 
 impl Facts {
+    /// Reads the calling thread's scheduling again, after nsguard itself
+    /// changed it (a worker's time slice: `thread/slice.rs`).
+    pub(crate) fn reread_sched(&mut self) -> Result<(), Errno> {
+        self.execution.sched = sys::sched_attr()?;
+        Ok(())
+    }
+
     /// The kept status lines, each with its newline (the last one may
     /// lack it, as the text's last line may).
     fn lines(&self) -> impl Iterator<Item = &[u8]> {
