@@ -34,52 +34,81 @@ fn jeq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     }
 }
 
+/// A seccomp filter that makes one system call fail with a chosen errno,
+/// built in advance so that it can be installed where nothing may
+/// allocate (a forked child before `exec`, through `pre_exec`).
+#[derive(Debug)]
+pub struct Refusal {
+    program: Vec<libc::sock_filter>,
+}
+
+impl Refusal {
+    /// Refuses system call `nr` with `errno` whenever the low halves of its
+    /// arguments are as given (`(index, value)`).
+    pub fn new(nr: i64, args: &[(u32, u32)], errno: i32) -> Refusal {
+        // Jump offsets count from the next instruction; the last one allows.
+        let n = args.len() as u8;
+        let mut program = vec![
+            stmt(LD_W_ABS, 4),             // seccomp_data.arch
+            jeq(AUDIT_ARCH, 0, 2 * n + 3), // other ABI: allow
+            stmt(LD_W_ABS, 0),             // seccomp_data.nr
+            jeq(nr as u32, 0, 2 * n + 1),  // another call: allow
+        ];
+        for (i, &(index, value)) in args.iter().enumerate() {
+            program.push(stmt(LD_W_ABS, 16 + 8 * index)); // low half of args[index]
+            program.push(jeq(value, 0, 2 * (n - i as u8) - 1));
+        }
+        program.push(stmt(RET_K, RET_ERRNO | (errno as u32 & 0xffff)));
+        program.push(stmt(RET_K, RET_ALLOW));
+        Refusal { program }
+    }
+
+    /// Installs the filter on the calling thread, with `no_new_privs`: it
+    /// lasts as long as the thread, is inherited by the threads it starts,
+    /// and survives `exec`. Makes two `prctl` calls and nothing else, so it
+    /// may run in a forked child.
+    ///
+    /// # Errors
+    ///
+    /// If either `prctl` fails.
+    pub fn install(&self) -> std::io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: self.program.len() as u16,
+            filter: self.program.as_ptr() as *mut _,
+        };
+        // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: PR_SET_SECCOMP reads `prog` and the filter it points to,
+        // both alive until it returns.
+        let rc = unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
 /// Makes system call `nr` on the **calling thread** fail with `errno`
 /// whenever the low halves of its arguments are as given (`(index,
-/// value)`), with a seccomp filter. The filter lasts as long as the thread
-/// and is inherited by the threads it starts: use it on a thread of the
-/// test's own.
+/// value)`), with a seccomp filter ([`Refusal`]). The filter lasts as long
+/// as the thread and is inherited by the threads it starts: use it on a
+/// thread of the test's own.
 ///
 /// # Panics
 ///
 /// If the filter cannot be installed.
 pub fn fail_syscall_on_this_thread(nr: i64, args: &[(u32, u32)], errno: i32) {
-    // Jump offsets count from the next instruction; the last one allows.
-    let n = args.len() as u8;
-    let mut program = vec![
-        stmt(LD_W_ABS, 4),             // seccomp_data.arch
-        jeq(AUDIT_ARCH, 0, 2 * n + 3), // other ABI: allow
-        stmt(LD_W_ABS, 0),             // seccomp_data.nr
-        jeq(nr as u32, 0, 2 * n + 1),  // another call: allow
-    ];
-    for (i, &(index, value)) in args.iter().enumerate() {
-        program.push(stmt(LD_W_ABS, 16 + 8 * index)); // low half of args[index]
-        program.push(jeq(value, 0, 2 * (n - i as u8) - 1));
+    if let Err(err) = Refusal::new(nr, args, errno).install() {
+        panic!("install seccomp filter: {err}");
     }
-    program.push(stmt(RET_K, RET_ERRNO | (errno as u32 & 0xffff)));
-    program.push(stmt(RET_K, RET_ALLOW));
-    let prog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr() as *mut _,
-    };
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    assert_eq!(rc, 0, "no_new_privs: {}", std::io::Error::last_os_error());
-    // SAFETY: PR_SET_SECCOMP reads `prog` and the filter it points to, both
-    // alive until it returns; the filter applies to this thread only.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_SECCOMP,
-            libc::SECCOMP_MODE_FILTER,
-            &prog as *const libc::sock_fprog,
-        )
-    };
-    assert_eq!(
-        rc,
-        0,
-        "install seccomp filter: {}",
-        std::io::Error::last_os_error()
-    );
 }
 
 /// Makes `setns(2)` on the **calling thread** fail with `errno` whenever its

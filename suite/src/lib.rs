@@ -49,6 +49,7 @@ pub use cgroup::PidsLimit;
 pub use executor::{block_on, capped_executor};
 pub use faults::{
     drop_cap_sys_admin_on_this_thread, fail_setns_on_this_thread, fail_syscall_on_this_thread,
+    Refusal,
 };
 pub use ino::{link_ino, main_thread_ino, path_ino, task_ino, thread_ino, try_link_ino};
 pub use iproute::{ip, lo_up};
