@@ -561,7 +561,8 @@ fn policy_and_nice(attr: &[u64; 7]) -> (u32, i32) {
 }
 
 /// A worker's short slice keeps its policy (`SCHED_BATCH`) and nice value,
-/// and taking its own slice back restores all of it. A worker with a
+/// and taking its own slice back restores all of it, a fixed slice of its
+/// own included. A worker with a
 /// negative nice value keeps its own slice: reset-on-fork would not pass
 /// that nice value on to the processes its bodies start. Each in a
 /// process of its own, whose first thread sets its scheduling before
@@ -581,7 +582,12 @@ fn a_short_slice_keeps_the_workers_policy_and_nice_and_skips_a_negative_nice() {
         return;
     }
     let nice: i32 = std::env::var("NSGUARD_TEST_NICE").unwrap().parse().unwrap();
-    set_sched_attr(&fair_attr(SCHED_BATCH, nice));
+    let mut attr = fair_attr(SCHED_BATCH, nice);
+    // A fixed slice of its own too (ignored before Linux 6.12), which the
+    // worker must set again, not the kernel's default, when it takes its
+    // own back.
+    attr[3] = 1_000_000;
+    set_sched_attr(&attr);
     if !kernel_has_slices() {
         eprintln!("this kernel keeps no slice of a thread's own: not tested");
         return;
@@ -596,6 +602,7 @@ fn a_short_slice_keeps_the_workers_policy_and_nice_and_skips_a_negative_nice() {
     let worker = executor.run(&set, tid).unwrap();
     let own = sched_attr_of(worker);
     assert_eq!(policy_and_nice(&own), (SCHED_BATCH, nice), "inherited");
+    assert_eq!(own[3], 1_000_000, "inherited");
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(2));
         executor.run(&set, || ()).unwrap();
