@@ -154,7 +154,8 @@ impl ExecutorBuilder {
     /// sub-microsecond handoff; zero parks at once and saves CPU. A worker
     /// spins only while calls come within the budget: once one came later
     /// (a caller that calls now and then), it parks at once until calls
-    /// come quickly again.
+    /// come quickly again, with a short time slice (see [`Executor`]) while
+    /// the gaps are 100 µs or more.
     #[must_use]
     pub fn spin(mut self, budget: Duration) -> ExecutorBuilder {
         self.config.spin = budget;
