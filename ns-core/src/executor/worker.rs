@@ -73,10 +73,14 @@ pub(crate) trait WorkerThread {
     /// Switches back to the home namespaces (see [`go_home`]).
     fn go_home(&mut self, scheduler: &Scheduler) -> Result<()>;
     /// Readies the thread to wait for a caller that calls now and then
-    /// (`true`: a short time slice, see `thread/slice.rs`) or for calls that
-    /// come close together (`false`: its own slice). `Err` if the worker
-    /// can no longer tell its state.
-    fn expect_sporadic(&mut self, _sporadic: bool) -> Result<(), Retirement> {
+    /// (`sporadic`, while `alone` says no other worker is busy: a short
+    /// time slice, see `thread/slice.rs`) or for other calls (its own
+    /// slice). `Err` if the worker can no longer tell its state.
+    fn expect_sporadic(
+        &mut self,
+        _sporadic: bool,
+        _alone: impl FnOnce() -> bool,
+    ) -> Result<(), Retirement> {
         Ok(())
     }
 }
@@ -100,7 +104,13 @@ impl WorkerThread for State {
         go_home(scheduler, self)
     }
 
-    fn expect_sporadic(&mut self, sporadic: bool) -> Result<(), Retirement> {
+    fn expect_sporadic(
+        &mut self,
+        sporadic: bool,
+        alone: impl FnOnce() -> bool,
+    ) -> Result<(), Retirement> {
+        // `alone` takes the books' lock: asked only where a slice applies.
+        let sporadic = sporadic && self.slice.applies() && alone();
         if sporadic == self.slice.is_short() {
             return Ok(());
         }
@@ -217,7 +227,7 @@ pub(crate) fn life<W: WorkerThread>(
                     let (workers, idle, _) = scheduler.counts();
                     workers.saturating_sub(idle) <= 1
                 };
-                if let Err(why) = state.expect_sporadic(sporadic && alone()) {
+                if let Err(why) = state.expect_sporadic(sporadic, alone) {
                     retire(scheduler, why);
                     return;
                 }

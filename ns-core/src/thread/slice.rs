@@ -6,8 +6,9 @@
 //! parked for a sporadic caller that asks for a short slice therefore runs
 //! as the caller's wake-up returns, on the caller's CPU, instead of after
 //! the caller gives the CPU up with `sched_yield`: one system call and a
-//! trip through the scheduler fewer per call. Older kernels accept the
-//! request and ignore it.
+//! trip through the scheduler fewer per call. Older kernels report no
+//! slice (`sched_getattr`'s runtime is 0 for a fair thread), and nothing
+//! is asked of them.
 //!
 //! The short slice is asked for with `SCHED_FLAG_RESET_ON_FORK`, so that
 //! threads and processes a body starts get the kernel's default slice, not
@@ -19,8 +20,9 @@ use crate::errno::Errno;
 use crate::sys::{self, FairSched, SCHED_RESET_ON_FORK};
 
 /// The slice a worker asks for while it waits for a sporadic caller: well
-/// under the kernel's default (0.7 ms times 1 + log2 of the CPUs, up to 8),
-/// and ten times the check a worker makes after each call.
+/// under the kernel's default (0.7 or 0.75 ms, by kernel, times 1 + log2
+/// of the CPUs, up to 8), and ten times the check a worker makes after
+/// each call.
 pub(crate) const SHORT_SLICE_NS: u64 = 300_000;
 
 /// The calling thread's time slice, as the worker sets it.
@@ -41,6 +43,12 @@ impl Slice {
             .filter(|s| s.nice >= 0 && s.runtime > SHORT_SLICE_NS)
             .map(|s| (s, attr));
         Ok(Slice { base, short: false })
+    }
+
+    /// Whether a short slice applies to this thread (see the module's
+    /// documentation), as far as is known: not after a refused request.
+    pub(crate) fn applies(&self) -> bool {
+        self.base.is_some()
     }
 
     /// Whether the short slice is in force.
