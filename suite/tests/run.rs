@@ -478,6 +478,81 @@ fn a_sporadic_caller_is_served_inside_every_time() {
     }
 }
 
+/// Callers and workers that share one CPU (the scenario's process may run
+/// on one only, and every thread it starts inherits that) hand every call
+/// over beside each other: a caller yields to a worker spinning on its
+/// CPU, and a worker whose caller is there yields before it spins. Every
+/// call is served inside, every caller stays home, and nobody waits for a
+/// lost wake-up (the watchdog would kill the scenario): back to back and
+/// with gaps, from one caller and from four at once, with the check and
+/// without, and with nested calls from a body.
+#[test]
+fn callers_and_workers_on_one_cpu_are_served_inside_every_time() {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+
+    if !nsguard_suite::in_child_process(
+        "callers_and_workers_on_one_cpu_are_served_inside_every_time",
+        Duration::from_secs(180),
+    ) {
+        return;
+    }
+    // Before the first nsguard thread starts: the origin and every worker
+    // inherit the main thread's CPUs.
+    let allowed = sched_getaffinity(Pid::from_raw(0)).unwrap();
+    let cpu = (0..CpuSet::count())
+        .find(|&c| allowed.is_set(c).unwrap_or(false))
+        .unwrap();
+    let mut one = CpuSet::new();
+    one.set(cpu).unwrap();
+    sched_setaffinity(Pid::from_raw(0), &one).unwrap();
+    let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Uts));
+    let (set_a, set_b) = (NsSet::from(open(&a)), NsSet::from(open(&b)));
+    for check in [true, false] {
+        let executor = Executor::builder().check_after_call(check).build().unwrap();
+        for gap in [0, 50, 300] {
+            for _ in 0..50 {
+                std::thread::sleep(Duration::from_micros(gap));
+                assert_eq!(
+                    executor.run(&set_a, || thread_ino(NsKind::Net)).unwrap(),
+                    a.ino()
+                );
+                assert_eq!(thread_ino(NsKind::Net), main_thread_ino(NsKind::Net));
+            }
+        }
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (executor, set_a, set_b, a, b) = (&executor, &set_a, &set_b, &a, &b);
+                s.spawn(move || {
+                    for i in 0..200 {
+                        if (i + t) % 2 == 0 {
+                            let ino = executor.run(set_a, || thread_ino(NsKind::Net)).unwrap();
+                            assert_eq!(ino, a.ino());
+                        } else {
+                            // A body that calls into the executor again.
+                            let inos = executor
+                                .run(set_b, || {
+                                    let net =
+                                        executor.run(set_a, || thread_ino(NsKind::Net)).unwrap();
+                                    (thread_ino(NsKind::Uts), net)
+                                })
+                                .unwrap();
+                            assert_eq!(inos, (b.ino(), a.ino()));
+                        }
+                        assert_eq!(thread_ino(NsKind::Net), main_thread_ino(NsKind::Net));
+                        assert_eq!(thread_ino(NsKind::Uts), main_thread_ino(NsKind::Uts));
+                    }
+                });
+            }
+        });
+        let stats = executor.stats();
+        assert_eq!(stats.calls, 150 + 4 * 200 + 4 * 100, "{stats:?}");
+        assert_eq!(stats.retired, nsguard::Retired::default(), "{stats:?}");
+    }
+    // Nothing moved the threads off the one CPU meanwhile.
+    assert_eq!(sched_getaffinity(Pid::from_raw(0)).unwrap(), one);
+}
+
 /// The time slice of thread (or process) `tid`, in nanoseconds, as
 /// `sched_getattr(2)` reports it: the slice on Linux 6.12 and later, 0
 /// before.

@@ -155,7 +155,10 @@ impl ExecutorBuilder {
     /// spins only while calls come within the budget: once one came later
     /// (a caller that calls now and then), it parks at once until calls
     /// come quickly again, with a short time slice (see [`Executor`]) while
-    /// the gaps are 100 µs or more.
+    /// the gaps are 100 µs or more. A thread whose counterpart waits for
+    /// the CPU it runs on (the caller sent its call from there, or the
+    /// worker spins there) yields to it before it spins: spinning there
+    /// would only keep it waiting.
     #[must_use]
     pub fn spin(mut self, budget: Duration) -> ExecutorBuilder {
         self.config.spin = budget;

@@ -93,6 +93,9 @@ impl Drop for ScopedTask {
 pub(crate) enum Handover {
     /// To a worker that was parked, and has just been woken.
     Woken,
+    /// To a worker that was spinning for it on the caller's CPU: it runs
+    /// only once the caller lets it.
+    Beside,
     /// Any other way: to a worker that was spinning, a new one, a queue; or
     /// refused.
     Other,
@@ -150,14 +153,18 @@ where
     // `submit` only moves the task along; if it unwinds, the task is
     // dropped on the way, which sets `done` first.
     let submitted = catch_unwind(AssertUnwindSafe(|| submit(task)));
-    if matches!(submitted, Ok(Handover::Woken)) && !done.load(Ordering::Acquire) {
-        // The worker was parked. A woken thread most often runs on the CPU
-        // of the thread that woke it, this one: let it run now rather than
-        // after a first round of spinning. (It yields back once it has
-        // handed over the result: see `worker::serve`.) A worker with a
-        // short time slice has most often run already, preempting this
-        // thread as it woke it (`thread/slice.rs`): then there is nothing
-        // to yield for, and a yield would hand the CPU to its check.
+    let beside = matches!(submitted, Ok(Handover::Woken | Handover::Beside));
+    if beside && !done.load(Ordering::Acquire) {
+        // The worker was parked, or spins on this thread's CPU. A woken
+        // thread most often runs on the CPU of the thread that woke it,
+        // this one: let it run now rather than after a first round of
+        // spinning. (A woken worker yields back once it has handed over
+        // the result: see `worker::serve`; one that was spinning yields
+        // once it waits for the next call: see `Scheduler::next_msg`.) A
+        // worker with a short time slice has most often run already,
+        // preempting this thread as it woke it (`thread/slice.rs`): then
+        // there is nothing to yield for, and a yield would hand the CPU to
+        // its check.
         thread::yield_now();
     }
     // Nothing between handing out the task and this wait can unwind, so the

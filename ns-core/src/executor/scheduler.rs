@@ -21,6 +21,7 @@ use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
 use crate::process::origin::{Origin, Request};
 use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::thread;
 use crate::sync::time::Instant;
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::sys::fork_local;
@@ -479,6 +480,12 @@ impl Scheduler {
     pub(crate) fn next_msg(&self, worker: &Arc<Mailbox>, spin: Duration) -> Option<(Msg, bool)> {
         // `None`: no deadline (an idle timeout too large to add to now).
         let deadline = Instant::now().checked_add(self.config.idle_timeout);
+        // The last caller ran on this CPU: it waits for it now (for its
+        // result, or to make its next call), and would wait for the whole
+        // spin. (A worker that does not spin parks, which lets it run.)
+        if worker.begin_waiting() && !spin.is_zero() {
+            thread::yield_now();
+        }
         spin_until(|| worker.is_ready(), spin);
         let mut parked = false;
         loop {

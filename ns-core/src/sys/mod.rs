@@ -36,3 +36,6 @@ pub(crate) use thread::{
     ioprio, kcmp, personality, sched_attr, securebits, set_fair_sched, timer_slack, FairSched,
     Shared, SCHED_RESET_ON_FORK,
 };
+// The models' threads have a CPU of their own (see `executor/mailbox.rs`).
+#[cfg(not(loom))]
+pub(crate) use thread::current_cpu;

@@ -1,7 +1,8 @@
 //! Per-thread facts the kernel reports through system calls rather than
 //! `/proc`: whether two threads share an fs context or an fd table
 //! (`kcmp`), securebits, the execution domain (`personality`), scheduling
-//! (`sched_getattr`, `sched_setattr`, `ioprio_get`) and the timer slack.
+//! (`sched_getattr`, `sched_setattr`, `ioprio_get`) and the timer slack;
+//! and the CPU the thread runs on (`sched_getcpu`).
 
 use nix::errno::Errno as NixErrno;
 
@@ -173,4 +174,14 @@ pub(crate) fn ioprio() -> Result<i32, Errno> {
     NixErrno::result(rc)
         .map(|p| i32::try_from(p).unwrap_or(-1))
         .map_err(Errno::from_nix)
+}
+
+/// The CPU the calling thread runs on (`sched_getcpu(3)`: glibc reads it
+/// from the thread's rseq area, without a system call): a hint, since the
+/// thread may move at any time. `None` where it cannot be told.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) fn current_cpu() -> Option<u32> {
+    nix::sched::sched_getcpu()
+        .ok()
+        .and_then(|cpu| u32::try_from(cpu).ok())
 }
