@@ -89,7 +89,9 @@ impl ExecutorBuilder {
     /// - a blocking call made from one of this executor's own workers (a
     ///   body calling another `run` or `#[in_namespace]` function) may
     ///   start a worker beyond the cap: its worker waits for it, so it lends
-    ///   it its place; and a [`run_async`](Executor::run_async) call made
+    ///   it its place (unless a worker has just run a call and is checking
+    ///   itself: it waits for that one, which is free in a moment whatever
+    ///   the bodies do); and a [`run_async`](Executor::run_async) call made
     ///   from one of them (a body that waits for its future) may too, while
     ///   fewer than [`max_overflow`](Self::max_overflow) workers are beyond
     ///   the cap. [`Stats::nested_beyond_cap`](crate::Stats::nested_beyond_cap)

@@ -50,12 +50,13 @@ impl ScopedTask {
     }
 
     /// Runs the caller's closure on this thread (`failure` = `None`), or
-    /// hands it `failure` instead, then releases the caller.
-    pub(crate) fn finish(mut self, failure: Option<Error>) {
-        self.complete(failure);
+    /// hands it `failure` instead, then calls `ran`, then releases the
+    /// caller.
+    pub(crate) fn finish(mut self, failure: Option<Error>, ran: impl FnOnce()) {
+        self.complete(failure, ran);
     }
 
-    fn complete(&mut self, failure: Option<Error>) {
+    fn complete(&mut self, failure: Option<Error>, ran: impl FnOnce()) {
         let Some(caller) = self.caller.take() else {
             return;
         };
@@ -69,6 +70,7 @@ impl ScopedTask {
             // `call`). `caller` was taken above, so this runs at most once.
             unsafe { (*job)(failure) }
         });
+        ran();
         // SAFETY: `done` is alive until it reads `true`. After this store
         // the caller may return and free `job`, `target` and `done`: none
         // of them is used again. `caller` is our own clone of its `Thread`.
@@ -81,10 +83,11 @@ impl Drop for ScopedTask {
     /// A task dropped without being run (no worker could be started, or a
     /// worker is going away) still releases its caller, with an error.
     fn drop(&mut self) {
-        self.complete(Some(Error::Worker {
+        let dropped = Error::Worker {
             cause: WorkerCause::Dropped,
             reason: "the task was dropped before a worker could run it".into(),
-        }));
+        };
+        self.complete(Some(dropped), || ());
     }
 }
 
@@ -245,7 +248,7 @@ mod tests {
         handover: Handover,
     ) -> impl FnOnce(ScopedTask) -> Handover {
         move |task| {
-            drop(std::thread::spawn(move || task.finish(failure)));
+            drop(std::thread::spawn(move || task.finish(failure, || ())));
             handover
         }
     }

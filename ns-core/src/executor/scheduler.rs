@@ -20,7 +20,7 @@ use crate::handle::registry::is_held;
 use crate::handle::set::NsSet;
 use crate::kind::{NsKind, NsKinds};
 use crate::process::origin::{Origin, Request};
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::thread;
 use crate::sync::time::Instant;
 use crate::sync::{Condvar, Mutex, MutexGuard};
@@ -109,6 +109,11 @@ pub(crate) struct Scheduler {
     /// Signalled when a worker changes namespaces or exits.
     moved: Condvar,
     next_id: AtomicU64,
+    /// Workers that have run a call (its caller has its result, or is
+    /// about to) and are not idle yet: they check themselves, and become
+    /// idle without waiting for anything. Counted before the caller is
+    /// released, uncounted under the roster's lock.
+    finishing: AtomicUsize,
     pub(crate) counters: Counters,
     /// Threads reported as left inside by a body, still alive.
     threads_inside: Mutex<BTreeSet<i32>>,
@@ -170,6 +175,7 @@ impl Scheduler {
             available: Condvar::new(),
             moved: Condvar::new(),
             next_id: AtomicU64::new(1),
+            finishing: AtomicUsize::new(0),
             counters: Counters::default(),
             threads_inside: Mutex::new(BTreeSet::new()),
         }))
@@ -225,7 +231,8 @@ impl Scheduler {
     ///
     /// A blocking call made on one of this executor's own workers may start
     /// a worker beyond the cap: its worker waits for it, so it lends it its
-    /// place. An owned call (`run_async`) made on one of them may too while
+    /// place; unless a worker has run its call and is checking itself (it
+    /// is idle in a moment): the call waits for it. An owned call (`run_async`) made on one of them may too while
     /// fewer than `max_overflow` workers are beyond the cap: the body may
     /// wait for its future (its worker then serves nothing else), but it
     /// need not, and a body that submits many at once must not start as
@@ -267,7 +274,13 @@ impl Scheduler {
                 return handover;
             }
             let room = roster.total < self.config.max_workers + self.config.max_overflow;
-            let beyond = nested && (!task.is_owned() || room);
+            // A worker that has run its call is idle in a moment, whatever
+            // the bodies do: a nested call waits for it, as a call at the
+            // cap does, rather than start a worker beyond the cap. (Were it
+            // to start one, a check slower than the calls come, on a loaded
+            // or emulated machine, would start one per nested call.)
+            let finishing = self.finishing.load(Ordering::Acquire) > 0;
+            let beyond = nested && !finishing && (!task.is_owned() || room);
             if roster.total < self.config.max_workers || beyond {
                 if roster.total >= self.config.max_workers {
                     Counters::add(&self.counters.nested_beyond_cap, 1);
@@ -364,7 +377,7 @@ impl Scheduler {
                 }
             }),
             failed: Box::new(move |err| {
-                on_failure.forget_worker(None);
+                on_failure.forget_worker(None, false);
                 let task = lock(&slot).take();
                 if let Some(task) = task {
                     task.finish(Some(err));
@@ -393,17 +406,32 @@ impl Scheduler {
     /// A worker is done with its task: it takes a queued task it can serve,
     /// or gives its place to a new worker for a queued task it cannot, or
     /// goes home if the program let go of where it is, or becomes idle.
+    /// `finishing`: it is counted as finishing a call ([`Scheduler::ran`]);
+    /// it stays counted while it goes home (it is idle in a moment then
+    /// too), and is uncounted otherwise.
     pub(crate) fn make_idle(
         self: &Arc<Self>,
         worker: &Arc<Mailbox>,
         location: Location,
         after_call: bool,
+        finishing: bool,
     ) -> AfterCall {
         let mut roster = lock(&self.roster);
         if after_call {
             roster.completed += 1;
         }
+        // A nested call that waits for a worker to finish looks again, even
+        // if another waiter takes this one.
+        let finished = |roster: &Roster| {
+            if finishing {
+                self.finishing.fetch_sub(1, Ordering::AcqRel);
+                if roster.waiting > 0 {
+                    self.available.notify_all();
+                }
+            }
+        };
         if roster.shutdown {
+            finished(&roster);
             roster.total -= 1;
             remove_located(&mut roster, worker.id);
             self.moved.notify_all();
@@ -416,10 +444,12 @@ impl Scheduler {
             .position(|task| self.can_serve(&location, &task.desired))
         {
             if let Some(task) = roster.pending.remove(i) {
+                finished(&roster);
                 return AfterCall::Serve(task);
             }
         }
         if let Some(task) = roster.pending.pop_front() {
+            finished(&roster);
             remove_located(&mut roster, worker.id);
             self.moved.notify_all();
             drop(roster);
@@ -434,10 +464,18 @@ impl Scheduler {
             worker: Arc::clone(worker),
             location,
         });
+        finished(&roster);
         if roster.waiting > 0 {
             self.available.notify_one();
         }
         AfterCall::Wait
+    }
+
+    /// A worker has run a call (or refused it) and is about to release its
+    /// caller: it is finishing until [`Scheduler::make_idle`] takes it off
+    /// the count, or [`Scheduler::forget_worker`] if it exits instead.
+    pub(crate) fn ran(&self) {
+        self.finishing.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Records where worker `id` is now.
@@ -452,10 +490,17 @@ impl Scheduler {
 
     /// A worker exits of its own accord (retired, or failed to start): its
     /// place goes to a queued task, if any. `id` is `None` for a worker
-    /// that never started.
-    pub(crate) fn forget_worker(self: &Arc<Self>, id: Option<u64>) {
+    /// that never started; `finishing` says whether it was counted as
+    /// finishing a call (see [`Scheduler::ran`]).
+    pub(crate) fn forget_worker(self: &Arc<Self>, id: Option<u64>, finishing: bool) {
         let mut roster = lock(&self.roster);
         roster.completed += 1;
+        if finishing {
+            self.finishing.fetch_sub(1, Ordering::AcqRel);
+            if roster.waiting > 0 {
+                self.available.notify_all();
+            }
+        }
         if let Some(id) = id {
             remove_located(&mut roster, id);
             self.moved.notify_all();
@@ -654,6 +699,8 @@ pub(crate) struct Books {
     pub(crate) located: Vec<(u64, Location)>,
     pub(crate) pending: usize,
     pub(crate) waiting: usize,
+    /// Workers counted as finishing a call.
+    pub(crate) finishing: usize,
 }
 
 #[cfg(all(test, loom))]
@@ -667,6 +714,7 @@ impl Scheduler {
             located: roster.located.clone(),
             pending: roster.pending.len(),
             waiting: roster.waiting,
+            finishing: self.finishing.load(Ordering::Acquire),
         }
     }
 }

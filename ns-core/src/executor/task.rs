@@ -67,12 +67,19 @@ impl Task {
     /// Runs the body on this thread (`failure` = `None`) or reports
     /// `failure`, and releases whoever waits for the result.
     pub(crate) fn finish(self, failure: Option<Error>) {
+        self.finish_then(failure, || ());
+    }
+
+    /// As [`finish`](Self::finish), and calls `ran` once the body has run
+    /// (or was refused): for a blocking caller, before it is released.
+    pub(crate) fn finish_then(self, failure: Option<Error>, ran: impl FnOnce()) {
         match self.work {
-            Work::Scoped(task) => task.finish(failure),
+            Work::Scoped(task) => task.finish(failure, ran),
             Work::Owned(mut task) => {
                 if let Some(job) = task.job.take() {
                     let _ = contain(move || job(failure));
                 }
+                ran();
             }
         }
     }

@@ -1,6 +1,7 @@
 //! A worker thread: switches to what each call wants, runs it, checks that
 //! the call left the thread as it was, and waits for the next one.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,12 +47,16 @@ struct WorkerSlot<'a> {
     scheduler: &'a Arc<Scheduler>,
     id: u64,
     armed: bool,
+    /// Whether the worker is counted as finishing a call
+    /// ([`Scheduler::ran`]).
+    finishing: Cell<bool>,
 }
 
 impl Drop for WorkerSlot<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.scheduler.forget_worker(Some(self.id));
+            self.scheduler
+                .forget_worker(Some(self.id), self.finishing.get());
         }
     }
 }
@@ -62,13 +67,15 @@ impl Drop for WorkerSlot<'_> {
 pub(crate) trait WorkerThread {
     /// Where the thread is.
     fn location(&self) -> Location;
-    /// Runs one task (see [`serve`]).
+    /// Runs one task (see [`serve`]), and calls `ran` once the body has
+    /// run (or the task was refused), before its caller is released.
     fn serve(
         &mut self,
         scheduler: &Scheduler,
         task: Task,
         id: u64,
         parked: bool,
+        ran: &dyn Fn(),
     ) -> Result<(), Retirement>;
     /// Switches back to the home namespaces (see [`go_home`]).
     fn go_home(&mut self, scheduler: &Scheduler) -> Result<()>;
@@ -96,8 +103,9 @@ impl WorkerThread for State {
         task: Task,
         id: u64,
         parked: bool,
+        ran: &dyn Fn(),
     ) -> Result<(), Retirement> {
-        serve(scheduler, self, task, id, parked)
+        serve(scheduler, self, task, id, parked, ran)
     }
 
     fn go_home(&mut self, scheduler: &Scheduler) -> Result<()> {
@@ -151,6 +159,7 @@ pub(crate) fn life<W: WorkerThread>(
         scheduler,
         id: handle.id,
         armed: true,
+        finishing: Cell::new(false),
     };
     let mut state = match start(scheduler) {
         Ok(state) => state,
@@ -215,7 +224,13 @@ pub(crate) fn life<W: WorkerThread>(
         };
         let after_call = match msg {
             Msg::Task(task) => {
-                if let Err(why) = state.serve(scheduler, task, handle.id, parked) {
+                // Counted as finishing from before the caller has its
+                // result until `make_idle` below (or its exit).
+                let ran = || {
+                    scheduler.ran();
+                    place.finishing.set(true);
+                };
+                if let Err(why) = state.serve(scheduler, task, handle.id, parked, &ran) {
                     retire(scheduler, why);
                     return; // `place` gives the place back
                 }
@@ -239,16 +254,18 @@ pub(crate) fn life<W: WorkerThread>(
                 return;
             }
         };
-        let mut after = scheduler.make_idle(handle, state.location(), after_call);
+        let finishing = place.finishing.get();
+        let mut after = scheduler.make_idle(handle, state.location(), after_call, finishing);
         idle_since = Instant::now();
         if let AfterCall::GoHome = after {
             if state.go_home(scheduler).is_err() {
                 retire(scheduler, Retirement::CannotGoHome);
-                return;
+                return; // `place` gives the place back, and the count
             }
             scheduler.relocate(handle.id, state.location());
-            after = scheduler.make_idle(handle, state.location(), false);
+            after = scheduler.make_idle(handle, state.location(), false, finishing);
         }
+        place.finishing.set(false);
         match after {
             AfterCall::Wait | AfterCall::GoHome => {}
             AfterCall::Serve(task) => next = Some(Msg::Task(task)),
@@ -310,15 +327,17 @@ fn retire(scheduler: &Scheduler, why: Retirement) {
     );
 }
 
-/// Runs one task. `Ok` if the worker may be used again: its namespaces and
-/// per-thread facts are exactly what `state` says, no guard is left on it,
-/// and it is not poisoned.
+/// Runs one task, calling `ran` once its body has run (or the task was
+/// refused), before its caller is released. `Ok` if the worker may be used
+/// again: its namespaces and per-thread facts are exactly what `state`
+/// says, no guard is left on it, and it is not poisoned.
 fn serve(
     scheduler: &Scheduler,
     state: &mut State,
     task: Task,
     id: u64,
     parked: bool,
+    ran: &dyn Fn(),
 ) -> Result<(), Retirement> {
     let before = state.location;
     let task_location = task.desired;
@@ -328,14 +347,14 @@ fn serve(
     }
     if let Err(err) = switched {
         crate::trace::event!(tracing::Level::WARN, error = %err, "a worker could not switch");
-        task.finish(Some(err));
+        task.finish_then(Some(err), ran);
         // Retire it: the failure may lie in the worker itself (a body may
         // have dropped its capabilities, which are per thread), and a fresh
         // worker costs one thread start.
         return Err(Retirement::SwitchFailed);
     }
     Counters::add(&scheduler.counters.calls, 1);
-    task.finish(None);
+    task.finish_then(None, ran);
     if parked && scheduler.config.check_after_call {
         // This worker was parked a while, so its caller most likely parked
         // too and was just woken, on this CPU (a woken thread lands where

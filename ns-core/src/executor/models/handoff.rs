@@ -31,7 +31,7 @@ const SPINS: [Duration; 2] = [Duration::ZERO, Duration::from_micros(2)];
 /// reported as a woken worker, so that the caller yields first.
 fn to_worker(failure: Option<Error>) -> impl FnOnce(ScopedTask) -> Handover {
     move |task| {
-        drop(thread::spawn(move || task.finish(failure)));
+        drop(thread::spawn(move || task.finish(failure, || ())));
         Handover::Woken
     }
 }

@@ -157,6 +157,7 @@ impl WorkerThread for ModelThread {
         task: Task,
         id: u64,
         _parked: bool,
+        ran: &dyn Fn(),
     ) -> Result<(), Retirement> {
         // Invariant of every model: a worker is given only a task it can
         // serve (for each one-way kind, already there or still home).
@@ -172,7 +173,7 @@ impl WorkerThread for ModelThread {
             self.location = task.desired;
             scheduler.relocate(id, self.location);
         }
-        task.finish(None);
+        task.finish_then(None, ran);
         Ok(())
     }
 
@@ -258,6 +259,7 @@ fn settle(scheduler: &Scheduler) -> Books {
             idle.sort_unstable();
             assert_eq!(located, idle, "located does not name the live workers");
             assert_eq!(books.pending, 0, "a queued task was left behind");
+            assert_eq!(books.finishing, 0, "an idle worker counts as finishing");
             return books;
         }
         thread::yield_now();
@@ -281,6 +283,10 @@ fn shut_down_and_check(scheduler: &Scheduler) {
         "located names workers that are gone: {books:?}"
     );
     assert!(books.idle.is_empty() && books.pending == 0, "{books:?}");
+    assert_eq!(
+        books.finishing, 0,
+        "a worker that is gone counts as finishing"
+    );
 }
 
 /// The error a call gets when the executor shut down before it ran.

@@ -15,6 +15,7 @@
 //!   from workers and for the overflow rule ([`peak`]);
 //! - a worker is given only a task it can serve ([`ModelThread::serve`]).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,30 @@ fn loom_nested_call_beyond_cap() {
             "{} workers for cap 1 and one nested call",
             peak()
         );
+        settle(&s);
+        shut_down_and_check(&s);
+    });
+}
+
+/// Cap 2: a body's blocking call made while the other worker finishes a
+/// call (its caller has the result; it checks itself) waits for that worker
+/// rather than start one beyond the cap. Its outer call went to a second
+/// worker only because the first was still finishing the call before it;
+/// and a worker beyond the cap for every nested call made while another
+/// finishes has no bound where checks are slow.
+#[test]
+fn loom_nested_call_waits_for_a_finishing_worker() {
+    check("nested_call_waits_for_a_finishing_worker", 2, || {
+        let s = scheduler(config(2, 0));
+        assert_eq!(run(&s, at(NsKind::Net, NET_A), || 0).ok(), Some(0));
+        let inner = Arc::clone(&s);
+        let nested = run(&s, at(NsKind::Net, NET_A), move || {
+            run(&inner, at(NsKind::Net, NET_B), || 1)
+        });
+        assert_eq!(nested.ok().and_then(Result::ok), Some(1));
+        let beyond = s.counters.nested_beyond_cap.load(Relaxed);
+        assert_eq!(beyond, 0, "a nested call started a worker beyond the cap");
+        assert!(peak() <= 2, "{} workers for cap 2", peak());
         settle(&s);
         shut_down_and_check(&s);
     });
