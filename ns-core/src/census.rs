@@ -54,7 +54,8 @@ pub struct StrayThread {
 /// inside a guard while it lives. Any other thread here was started inside
 /// (by a body, or while a guard was alive) or switched by itself, and stays
 /// there: the bug "a thread left in a container's namespace later serves
-/// host work" is a thread in this list that belongs to a pool.
+/// host work" is a thread in this list that belongs to a pool. A thread
+/// that is exiting (one that `join` has returned for, say) is not listed.
 ///
 /// # Errors
 ///

@@ -20,8 +20,8 @@ pub(crate) struct Task {
     pub(crate) location: Location,
 }
 
-/// Every thread of the process; threads that exit while they are read are
-/// left out.
+/// Every thread of the process; threads that exit while they are read, or
+/// are exiting already, are left out.
 ///
 /// # Errors
 ///
@@ -46,8 +46,24 @@ pub(crate) fn tasks() -> Result<Vec<Task>> {
     Ok(out)
 }
 
-/// One thread; `None` if it exited meanwhile.
+/// The kernel's flag of a task in `do_exit` (`PF_EXITING`, in the flags
+/// field of `/proc/<tid>/stat`).
+const PF_EXITING: u64 = 0x4;
+
+/// One thread; `None` if it exited meanwhile, or is exiting. A thread that
+/// has been joined may still be on its way out of the kernel, with its
+/// entry and namespace links readable for a moment after `join` returned:
+/// it is exiting by then (the kernel sets `PF_EXITING` before it releases
+/// the joiner).
 fn read_task(dir: &Path) -> Option<Task> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    // After the name, which may hold spaces and parentheses: the state,
+    // then ppid, pgrp, session, tty_nr, tpgid, flags.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let flags: u64 = after_name.split_whitespace().nth(6)?.parse().ok()?;
+    if flags & PF_EXITING != 0 {
+        return None;
+    }
     let status = std::fs::read_to_string(dir.join("status")).ok()?;
     let field = |key: &str| {
         status
