@@ -232,11 +232,11 @@ impl Scheduler {
     /// A blocking call made on one of this executor's own workers may start
     /// a worker beyond the cap: its worker waits for it, so it lends it its
     /// place; unless a worker has run its call and is checking itself (it
-    /// is idle in a moment): the call waits for it. An owned call (`run_async`) made on one of them may too while
-    /// fewer than `max_overflow` workers are beyond the cap: the body may
-    /// wait for its future (its worker then serves nothing else), but it
-    /// need not, and a body that submits many at once must not start as
-    /// many threads. A blocking call that has waited at the cap for
+    /// is idle in a moment): the call waits for it. An owned call
+    /// (`run_async`) made on one of them may too while fewer than
+    /// `max_overflow` workers are beyond the cap: the body may wait for its
+    /// future (its worker then serves nothing else), but it need not, and a
+    /// body that submits many at once must not start as many threads. A blocking call that has waited at the cap for
     /// `overflow_after` while no call finished gets a worker beyond the cap
     /// too, within the same bound: the busy workers may be waiting for it (a
     /// body that waits for a thread of its own that calls into this
@@ -464,8 +464,8 @@ impl Scheduler {
             worker: Arc::clone(worker),
             location,
         });
-        finished(&roster);
-        if roster.waiting > 0 {
+        finished(&roster); // wakes every waiter, if it was finishing
+        if roster.waiting > 0 && !finishing {
             self.available.notify_one();
         }
         AfterCall::Wait
