@@ -14,7 +14,9 @@ use crate::thread::owners::{role_of, Role};
 #[non_exhaustive]
 pub enum ThreadOwner {
     /// A worker of an [`Executor`](crate::Executor), serving a call or
-    /// kept warm inside while the program holds a handle to the namespace.
+    /// kept warm inside while the program holds a handle to the namespace,
+    /// or one retired inside, on its way out (its thread locals' destructors
+    /// may still run there).
     Worker,
     /// A thread inside an [`NsGuard`](crate::NsGuard).
     Guard,
@@ -49,9 +51,10 @@ pub struct StrayThread {
 /// namespaces (those of its main thread when nsguard first started a
 /// thread), with the kinds that differ and whether nsguard uses it.
 ///
-/// nsguard's own workers show up while they serve a call, and while they
-/// are kept warm in a namespace the program holds a handle to; threads
-/// inside a guard while it lives. Any other thread here was started inside
+/// nsguard's own workers show up while they serve a call, while they are
+/// kept warm in a namespace the program holds a handle to, and when they
+/// were retired inside, until their thread is gone; threads inside a guard
+/// while it lives. Any other thread here was started inside
 /// (by a body, or while a guard was alive) or switched by itself, and stays
 /// there: the bug "a thread left in a container's namespace later serves
 /// host work" is a thread in this list that belongs to a pool. A thread
@@ -90,7 +93,7 @@ pub(crate) fn strays(home: &Location) -> Result<Vec<StrayThread>> {
             let kinds = task.location.differing(home);
             (!kinds.is_empty()).then(|| StrayThread {
                 tid: task.tid,
-                owner: match role_of(task.tid) {
+                owner: match role_of(task.tid, task.start) {
                     Some(Role::Worker) => ThreadOwner::Worker,
                     Some(Role::Guard) => ThreadOwner::Guard,
                     Some(Role::Runtime) => ThreadOwner::Runtime,

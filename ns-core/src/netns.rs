@@ -212,7 +212,7 @@ pub fn delete(name: &str) -> Result<()> {
     // or under a guard), other than nsguard's own.
     let threads: Vec<String> = tasks()?
         .into_iter()
-        .filter(|t| t.location.get(NsKind::Net) == ino && role_of(t.tid).is_none())
+        .filter(|t| t.location.get(NsKind::Net) == ino && role_of(t.tid, t.start).is_none())
         .map(|t| format!("{} ({})", t.tid, t.name))
         .collect();
     if threads.is_empty() {

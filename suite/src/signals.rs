@@ -1,6 +1,6 @@
 //! Explicit signals between a test and the threads it waits for, instead of
-//! sleeping "long enough": a latch that bodies wait on, and a message when a
-//! thread exits. Every wait gives up after [`PATIENCE`] with a panic that
+//! sleeping "long enough": a latch that bodies wait on, a message when a
+//! thread exits, and a thread held on its way out. Every wait gives up after [`PATIENCE`] with a panic that
 //! says what did not happen, so a test whose failure mode is a hang fails
 //! (and unwinds, removing what it made) instead of hanging.
 
@@ -123,5 +123,88 @@ pub fn await_exits(exits: &mpsc::Receiver<i32>, tids: &[i32], what: &str) {
             }
             Err(_) => panic!("{what}: threads {running:?} still running after {PATIENCE:?}"),
         }
+    }
+}
+
+/// A thread held on its way out, after all its code but the destructors of
+/// its thread locals, which is user code that runs on a thread nsguard is
+/// done with: see [`held_at_exit`].
+#[derive(Debug)]
+pub struct HoldAtExit {
+    dropping: mpsc::Sender<i32>,
+    go: mpsc::Receiver<()>,
+}
+
+/// The other end of a [`HoldAtExit`]: [`ExitHeld::wait`] for the thread,
+/// drop to let it go.
+#[derive(Debug)]
+pub struct ExitHeld {
+    dropping: mpsc::Receiver<i32>,
+    _go: mpsc::Sender<()>,
+}
+
+/// A hold to [`install`](HoldAtExit::install) on the thread to hold, and
+/// its other end.
+pub fn held_at_exit() -> (HoldAtExit, ExitHeld) {
+    let (dropping_tx, dropping) = mpsc::channel();
+    let (go_tx, go) = mpsc::channel();
+    (
+        HoldAtExit {
+            dropping: dropping_tx,
+            go,
+        },
+        ExitHeld {
+            dropping,
+            _go: go_tx,
+        },
+    )
+}
+
+/// An installed [`HoldAtExit`], which holds its thread when dropped.
+struct Installed(HoldAtExit);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = self.0.dropping.send(crate::threads::tid());
+        let _ = self.0.go.recv_timeout(PATIENCE);
+    }
+}
+
+std::thread_local! {
+    static HELD: RefCell<Option<Installed>> = const { RefCell::new(None) };
+}
+
+impl HoldAtExit {
+    /// Holds the calling thread as it exits, until the [`ExitHeld`] is
+    /// dropped (or for [`PATIENCE`] at most).
+    pub fn install(self) {
+        HELD.with(|held| *held.borrow_mut() = Some(Installed(self)));
+    }
+}
+
+impl ExitHeld {
+    /// Waits until the thread is held on its way out, and returns its id.
+    ///
+    /// # Panics
+    ///
+    /// After [`PATIENCE`], or if the hold was dropped without being
+    /// installed.
+    pub fn wait(&self) -> i32 {
+        self.dropping
+            .recv_timeout(PATIENCE)
+            .expect("the held thread exits")
+    }
+}
+
+/// Waits until thread `tid` of this process is gone.
+///
+/// # Panics
+///
+/// After [`PATIENCE`].
+pub fn wait_until_gone(tid: i32) {
+    let deadline = Instant::now() + PATIENCE;
+    while std::path::Path::new(&format!("/proc/self/task/{tid}")).exists() {
+        assert!(Instant::now() < deadline, "thread {tid} did not exit");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -8,8 +8,11 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use nsguard::{netns, Error, NsKind, ThreadOwner};
-use nsguard_suite::{in_child_process, net_set, thread_ino, tid, TempNs};
+use nsguard::{netns, CommandExt, Error, NsKind, NsSet, ThreadOwner};
+use nsguard_suite::{
+    held_at_exit, in_child_process, in_child_process_spawned, net_set, thread_ino, tid,
+    wait_until_gone, TempNs,
+};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -140,4 +143,166 @@ fn netns_delete_names_a_thread_that_keeps_the_namespace_alive() {
     let named = netns::Scoped::add(&nsguard_suite::unique_name("nsguard-test")).unwrap();
     named.set().unwrap().run(|| ()).unwrap();
     named.delete().unwrap();
+}
+
+/// A worker retired inside its namespace is nsguard's until its thread is
+/// gone: on its way out it is still inside, and still runs user code (the
+/// destructors of its thread locals). Neither `stray_threads`, nor the
+/// executor's count of threads left inside, nor `netns::delete` takes it
+/// for a thread a body left there.
+#[test]
+fn a_worker_retired_inside_is_nsguards_until_its_thread_is_gone() {
+    if !in_child_process(
+        "a_worker_retired_inside_is_nsguards_until_its_thread_is_gone",
+        LIMIT,
+    ) {
+        return;
+    }
+    let named = netns::Scoped::add(&nsguard_suite::unique_name("nsguard-test")).unwrap();
+    let set = named.set().unwrap();
+    let executor = nsguard_suite::capped_executor(1);
+    let (hold, held) = held_at_exit();
+    let worker = executor
+        .run(&set, move || {
+            hold.install();
+            // The check after the call retires the worker, where it is.
+            set_timer_slack();
+            tid()
+        })
+        .unwrap();
+    assert_eq!(held.wait(), worker);
+    assert_eq!(executor.stats().retired.thread_state_changed, 1);
+    let home = nsguard_suite::main_thread_ino(NsKind::Net);
+    assert_ne!(nsguard_suite::task_ino(worker, NsKind::Net), home);
+
+    let strays = nsguard::stray_threads().unwrap();
+    let listed = strays
+        .iter()
+        .find(|t| t.tid == worker)
+        .unwrap_or_else(|| panic!("not listed: {strays:?}"));
+    assert_eq!(listed.owner, ThreadOwner::Worker, "{strays:?}");
+
+    // A thread a body leaves inside: counted, and the exiting worker not.
+    let (release, handle, leaked) = executor.run(&set, || parked_thread("left-inside")).unwrap();
+    executor.run(&set, || ()).unwrap();
+    assert_eq!(
+        executor.stats().threads_left_inside,
+        1,
+        "{:?}",
+        executor.stats()
+    );
+    match named.delete() {
+        Err(err @ Error::ThreadsInside { .. }) => {
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("{leaked} (left-inside)")), "{msg}");
+            assert!(!msg.contains(&format!("{worker} (")), "{msg}");
+        }
+        other => panic!("expected ThreadsInside, got {other:?}"),
+    }
+
+    drop(held);
+    wait_until_gone(worker);
+    drop(release);
+    handle.join().unwrap();
+}
+
+/// A thread that is given the id of a retired worker gone meanwhile is
+/// not taken for it: nsguard tells threads apart by id and start time. The
+/// scenario runs as pid 1 of a pid namespace of its own, with its own
+/// `/proc`, where it chooses the next thread's id (`ns_last_pid`).
+#[test]
+fn a_later_thread_with_a_gone_workers_id_is_not_taken_for_it() {
+    const NAME: &str = "a_later_thread_with_a_gone_workers_id_is_not_taken_for_it";
+    if !in_child_process_spawned(NAME, LIMIT, |cmd| {
+        cmd.spawn_in_new(&NsSet::new(), NsKind::Pid | NsKind::Mnt)
+            .unwrap()
+    }) {
+        return;
+    }
+    assert_eq!(std::process::id(), 1);
+    nix::mount::mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    let a = TempNs::new(NsKind::Net);
+    let set = net_set(&a);
+    let executor = nsguard_suite::capped_executor(1);
+    let (hold, held) = held_at_exit();
+    let worker = executor
+        .run(&set, move || {
+            hold.install();
+            set_timer_slack();
+            tid()
+        })
+        .unwrap();
+    assert_eq!(held.wait(), worker);
+    drop(held);
+    wait_until_gone(worker);
+    // Start times count in clock ticks (10 ms): the next thread starts in
+    // a later one.
+    std::thread::sleep(Duration::from_millis(30));
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (worker - 1).to_string()).unwrap();
+    let guard = set.enter().unwrap();
+    let (release, handle, later) = parked_thread("same-id");
+    drop(guard);
+    assert_eq!(
+        later, worker,
+        "the next thread was not given the id asked for"
+    );
+    let strays = nsguard::stray_threads().unwrap();
+    let listed = strays
+        .iter()
+        .find(|t| t.tid == later)
+        .unwrap_or_else(|| panic!("not listed: {strays:?}"));
+    assert_eq!(listed.owner, ThreadOwner::None, "{strays:?}");
+    drop(release);
+    handle.join().unwrap();
+}
+
+/// A thread that exits inside a guard it leaked is the guard's until it is
+/// gone (the destructors of its thread locals run inside).
+#[test]
+fn a_thread_that_exits_inside_a_leaked_guard_is_the_guards_until_it_is_gone() {
+    if !in_child_process(
+        "a_thread_that_exits_inside_a_leaked_guard_is_the_guards_until_it_is_gone",
+        LIMIT,
+    ) {
+        return;
+    }
+    let a = TempNs::new(NsKind::Net);
+    let set = net_set(&a);
+    let (hold, held) = held_at_exit();
+    let leaker = std::thread::spawn(move || {
+        // Installed first, so dropped last: after the thread's guard entry.
+        hold.install();
+        std::mem::forget(set.enter().unwrap());
+        tid()
+    });
+    let exiting = held.wait();
+    assert_eq!(nsguard_suite::task_ino(exiting, NsKind::Net), a.ino());
+    let strays = nsguard::stray_threads().unwrap();
+    let listed = strays
+        .iter()
+        .find(|t| t.tid == exiting)
+        .unwrap_or_else(|| panic!("not listed: {strays:?}"));
+    assert_eq!(listed.owner, ThreadOwner::Guard, "{strays:?}");
+    drop(held);
+    assert_eq!(leaker.join().unwrap(), exiting);
+}
+
+/// Sets the calling thread's timer slack: per-thread state the check after
+/// a call reads.
+fn set_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes integers only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 123_456, 0, 0, 0) };
+    assert_eq!(
+        rc,
+        0,
+        "PR_SET_TIMERSLACK: {}",
+        std::io::Error::last_os_error()
+    );
 }

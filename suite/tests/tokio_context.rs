@@ -256,6 +256,45 @@ fn a_runtime_built_inside_runs_everything_inside() {
     );
 }
 
+/// A thread of a runtime built inside is nsguard's until it is gone: as it
+/// stops, it is still inside, and still runs user code (the destructors of
+/// its thread locals).
+#[test]
+fn a_runtime_thread_that_stops_is_nsguards_until_it_is_gone() {
+    if !in_child_process(
+        "a_runtime_thread_that_stops_is_nsguards_until_it_is_gone",
+        LIMIT,
+    ) {
+        return;
+    }
+    let a = TempNs::new(NsKind::Net);
+    let set = net_set(&a);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(1).enable_all();
+    let runtime = nsguard::runtime::build_inside(&mut builder, &set).unwrap();
+    let (hold, held) = nsguard_suite::held_at_exit();
+    let blocking = runtime
+        .block_on(async {
+            tokio::task::spawn_blocking(move || {
+                hold.install();
+                nsguard_suite::tid()
+            })
+            .await
+        })
+        .unwrap();
+    runtime.shutdown_background();
+    assert_eq!(held.wait(), blocking);
+    assert_eq!(nsguard_suite::task_ino(blocking, NsKind::Net), a.ino());
+    let strays = nsguard::stray_threads().unwrap();
+    let listed = strays
+        .iter()
+        .find(|t| t.tid == blocking)
+        .unwrap_or_else(|| panic!("not listed: {strays:?}"));
+    assert_eq!(listed.owner, ThreadOwner::Runtime, "{strays:?}");
+    drop(held);
+    nsguard_suite::wait_until_gone(blocking);
+}
+
 /// A runtime the program builds, whose handle a body uses: without the
 /// hook, the blocking thread it starts is born inside and stays; with
 /// `keep_threads_home`, it comes home before it runs anything.

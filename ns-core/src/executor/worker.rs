@@ -391,7 +391,7 @@ fn report_threads_left_inside(scheduler: &Scheduler, call: &Location) {
     let alive = tasks.iter().map(|t| t.tid).collect();
     let inside: Vec<_> = tasks
         .into_iter()
-        .filter(|t| role_of(t.tid).is_none())
+        .filter(|t| role_of(t.tid, t.start).is_none())
         .filter(|t| {
             tracked().any(|k| {
                 let ino = t.location.get(k);
@@ -431,14 +431,14 @@ fn is_set_runtime_thread(task: &census::Task) -> bool {
             break;
         }
         std::thread::yield_now();
-        if role_of(task.tid).is_some() {
+        if role_of(task.tid, task.start).is_some() {
             return true;
         }
         name = std::fs::read_to_string(&comm)
             .map(|s| s.trim_end().to_owned())
             .unwrap_or_default();
     }
-    name == THREAD_NAME || role_of(task.tid).is_some()
+    name == THREAD_NAME || role_of(task.tid, task.start).is_some()
 }
 
 #[cfg(not(feature = "tokio"))]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::sys::fork_local::{self, ForkLocal};
+use crate::thread::census::{self, Departures};
 
 /// What nsguard uses a thread for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +32,13 @@ enum Entry {
     /// Registered once per thread, so that entering a guard costs an
     /// atomic store, not this table's lock.
     Guards(Arc<AtomicBool>),
+    /// A thread whose use has ended while the thread lives on: a worker
+    /// retired inside a namespace, say, is still there until its thread is
+    /// gone, and still runs user code on its way out (the destructors of
+    /// its thread locals). Known by when it started (see
+    /// [`census::Stat::start`]), so that a later thread given the same id
+    /// is not taken for it; dropped once it is gone.
+    Leaving { role: Role, start: u64 },
 }
 
 /// The threads nsguard uses, by thread id (of the caller's pid namespace),
@@ -44,9 +52,12 @@ fn owned() -> MutexGuard<'static, BTreeMap<i32, Entry>> {
 }
 
 /// The calling thread, counted as used by nsguard in `role` until the
-/// token is dropped.
+/// token is dropped, and then until the thread is gone.
 pub(crate) struct Owned {
     tid: i32,
+    role: Role,
+    /// When the thread started, if `/proc` showed it.
+    start: Option<u64>,
     generation: u64,
 }
 
@@ -54,9 +65,15 @@ impl Owned {
     /// Counts the calling thread in `role`.
     pub(crate) fn register(role: Role) -> Owned {
         let tid = nix::unistd::gettid().as_raw();
+        // Read now: a worker registers at home, and may end inside a mount
+        // namespace whose `/proc` does not show it.
+        let start = census::own_start();
+        forget_departed();
         owned().insert(tid, Entry::Fixed(role));
         Owned {
             tid,
+            role,
+            start,
             generation: fork_local::generation(),
         }
     }
@@ -65,16 +82,60 @@ impl Owned {
 impl Drop for Owned {
     fn drop(&mut self) {
         if self.generation == fork_local::generation() {
-            owned().remove(&self.tid);
+            leave(self.tid, self.role, self.start);
         }
     }
 }
 
-/// What nsguard uses thread `tid` (of the caller's pid namespace) for.
-pub(crate) fn role_of(tid: i32) -> Option<Role> {
-    match owned().get(&tid)? {
-        Entry::Fixed(role) => Some(*role),
-        Entry::Guards(inside) => inside.load(Ordering::Acquire).then_some(Role::Guard),
+/// Thread `tid`, the calling thread, stops being used for `role`: it stays
+/// nsguard's until it is gone if `start` tells it from later threads, and
+/// is forgotten at once otherwise.
+fn leave(tid: i32, role: Role, start: Option<u64>) {
+    {
+        let mut owned = owned();
+        match start {
+            Some(start) => owned.insert(tid, Entry::Leaving { role, start }),
+            None => owned.remove(&tid),
+        };
+    }
+    forget_departed();
+}
+
+/// Forgets the leaving threads that are gone, where `/proc` shows which;
+/// called as threads come and go, so that the table holds the living.
+fn forget_departed() {
+    let leaving: Vec<(i32, u64)> = owned()
+        .iter()
+        .filter_map(|(&tid, entry)| match *entry {
+            Entry::Leaving { start, .. } => Some((tid, start)),
+            _ => None,
+        })
+        .collect();
+    if leaving.is_empty() {
+        return;
+    }
+    let Some(departures) = Departures::here() else {
+        return;
+    };
+    let gone: Vec<_> = leaving
+        .into_iter()
+        .filter(|&(tid, start)| departures.is_gone(tid, start) == Some(true))
+        .collect();
+    let mut owned = owned();
+    for (tid, start) in gone {
+        if matches!(owned.get(&tid), Some(Entry::Leaving { start: s, .. }) if *s == start) {
+            owned.remove(&tid);
+        }
+    }
+}
+
+/// What nsguard uses thread `tid` (of the caller's pid namespace), started
+/// at `start`, for.
+pub(crate) fn role_of(tid: i32, start: u64) -> Option<Role> {
+    match *owned().get(&tid)? {
+        Entry::Fixed(role) => Some(role),
+        Entry::Guards(ref inside) => inside.load(Ordering::Acquire).then_some(Role::Guard),
+        Entry::Leaving { role, start: s } => (s == start).then_some(role),
     }
 }
 
@@ -87,10 +148,16 @@ struct GuardEntry {
 
 impl Drop for GuardEntry {
     /// The thread exits (or forgets an entry of its parent's fork
-    /// generation).
+    /// generation). A thread that exits inside a guard (one it leaked) is
+    /// still inside until it is gone.
     fn drop(&mut self) {
         if self.generation == fork_local::generation() {
-            owned().remove(&self.tid);
+            let start = self
+                .inside
+                .load(Ordering::Acquire)
+                .then(census::own_start)
+                .flatten();
+            leave(self.tid, Role::Guard, start);
         }
     }
 }
@@ -156,4 +223,59 @@ pub(crate) fn own_runtime_thread() {
 #[cfg(feature = "tokio")]
 pub(crate) fn disown_runtime_thread() {
     let _ = RUNTIME_THREAD.try_with(|owned| drop(owned.borrow_mut().take()));
+}
+
+/// The table of owned threads on real threads (it reads `/proc`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tid() -> i32 {
+        nix::unistd::gettid().as_raw()
+    }
+
+    /// A thread that has left is nsguard's until it is gone; then the next
+    /// thread to come or go forgets it.
+    #[test]
+    fn threads_that_are_gone_are_forgotten_as_others_come_and_go() {
+        let (left_tx, left) = std::sync::mpsc::channel();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let (start_tx, start) = std::sync::mpsc::channel();
+        let leaving = std::thread::spawn(move || {
+            drop(Owned::register(Role::Worker));
+            start_tx.send(census::own_start()).unwrap();
+            left_tx.send(tid()).unwrap();
+            let _ = wait.recv();
+        });
+        let leaving_tid = left.recv().unwrap();
+        let leaving_start = start.recv().unwrap().expect("/proc shows the thread");
+        assert_eq!(
+            role_of(leaving_tid, leaving_start),
+            Some(Role::Worker),
+            "left, but alive"
+        );
+        assert_eq!(role_of(leaving_tid, leaving_start + 1), None);
+        drop(go);
+        leaving.join().unwrap();
+
+        // Many threads come and go; each is forgotten once gone.
+        let gone: Vec<i32> = (0..20)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    drop(Owned::register(Role::Runtime));
+                    tid()
+                })
+                .join()
+                .unwrap()
+            })
+            .collect();
+        drop(Owned::register(Role::Worker));
+        let owned = owned();
+        for tid in std::iter::once(leaving_tid).chain(gone) {
+            assert!(
+                !owned.contains_key(&tid),
+                "thread {tid} is gone, not forgotten"
+            );
+        }
+    }
 }
