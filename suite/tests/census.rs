@@ -294,6 +294,55 @@ fn a_thread_that_exits_inside_a_leaked_guard_is_the_guards_until_it_is_gone() {
     assert_eq!(leaker.join().unwrap(), exiting);
 }
 
+/// A thread that `join` has returned for is not listed, even while the
+/// kernel is still taking it down: `join` returns once the kernel has
+/// cleared the thread's id, and a thread with an fd table of its own then
+/// still closes its fds, its entry and namespace links readable all along.
+#[test]
+fn a_joined_thread_is_not_listed_while_the_kernel_takes_it_down() {
+    if !in_child_process(
+        "a_joined_thread_is_not_listed_while_the_kernel_takes_it_down",
+        LIMIT,
+    ) {
+        return;
+    }
+    // As many fds as the limit allows, up to 50 000: closing them takes
+    // the kernel a while.
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    // Root raises the hard limit, unless it lacks `CAP_SYS_RESOURCE`.
+    let wanted = 50_200;
+    let hard = match setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted) {
+        Ok(()) => wanted,
+        Err(_) => getrlimit(Resource::RLIMIT_NOFILE).unwrap().1,
+    };
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    let fds = hard.saturating_sub(200).min(50_000);
+    assert!(fds >= 10_000, "RLIMIT_NOFILE's hard limit is {hard}");
+    let a = TempNs::new(NsKind::Net);
+    let ns = nsguard_suite::open(&a);
+    for _ in 0..20 {
+        let exited = std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES).unwrap();
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&ns);
+                for _ in 0..fds {
+                    // SAFETY: dup(2) takes an fd; the copies die with the thread's table.
+                    assert!(unsafe { libc::dup(fd) } >= 0);
+                }
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                tid()
+            })
+            .join()
+            .unwrap()
+        });
+        let strays = nsguard::stray_threads().unwrap();
+        assert!(
+            strays.iter().all(|t| t.tid != exited),
+            "joined, and listed: {strays:?}"
+        );
+    }
+}
+
 /// Sets the calling thread's timer slack: per-thread state the check after
 /// a call reads.
 fn set_timer_slack() {
