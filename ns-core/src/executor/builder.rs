@@ -120,6 +120,12 @@ impl ExecutorBuilder {
     /// How long an idle worker waits for a call before it exits
     /// (default: 10 s). [`Duration::MAX`] (or any duration too large to
     /// add to the current time) means never.
+    ///
+    /// nsguard's origin thread, which starts every worker, ends them: it
+    /// wakes at the next idle worker's deadline, once per idle timeout
+    /// while every worker is busy, and never while the executor has no
+    /// worker. An idle worker waits with no timer of its own, which would
+    /// cost every call that wakes it.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> ExecutorBuilder {
         self.config.idle_timeout = timeout;

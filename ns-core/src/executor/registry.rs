@@ -1,6 +1,7 @@
-//! Every executor of the process, for eviction: when the program drops its
+//! Every executor of the process, for eviction (when the program drops its
 //! last handle to a namespace, idle workers inside it go home, and
-//! `netns::delete` waits until no worker is inside.
+//! `netns::delete` waits until no worker is inside) and for the idle
+//! timeout (the origin thread ends idle workers through [`end_idle`]).
 //!
 //! The handle registry (`handle::registry`) is told of a last handle
 //! first; it calls [`on_last_handle_dropped`] through the hook that
@@ -12,6 +13,7 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::executor::scheduler::Scheduler;
 use crate::handle::registry::set_last_handle_hook;
+use crate::process::origin::set_idle_hook;
 use crate::sync::time::Instant;
 use crate::sys::fork_local::ForkLocal;
 
@@ -29,6 +31,7 @@ fn executors_lock() -> MutexGuard<'static, Vec<Weak<Scheduler>>> {
 /// Counts a new executor among the process's.
 pub(crate) fn register(scheduler: &Arc<Scheduler>) {
     set_last_handle_hook(on_last_handle_dropped);
+    set_idle_hook(end_idle);
     executors_lock().push(Arc::downgrade(scheduler));
 }
 
@@ -47,6 +50,18 @@ fn on_last_handle_dropped(ino: u64) {
     }
     #[cfg(feature = "tokio")]
     crate::executor::set_runtime::evict(ino);
+}
+
+/// Ends the workers of every executor that have been idle for its idle
+/// timeout, and says how long until the next one might have (`None`: no
+/// executor has a worker).
+fn end_idle() -> Option<Duration> {
+    let now = Instant::now();
+    executors()
+        .iter()
+        .filter_map(|scheduler| scheduler.end_idle(now))
+        .min()
+        .map(|next| next.duration_since(now))
 }
 
 /// Waits until no worker of any executor is in the namespace with inode

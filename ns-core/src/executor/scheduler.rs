@@ -51,6 +51,9 @@ loom::thread_local! {
 struct Idle {
     worker: Arc<Mailbox>,
     location: Location,
+    /// When it became idle: it is ended after the idle timeout
+    /// ([`Scheduler::end_idle`]).
+    since: Instant,
 }
 
 /// What a worker does after a call.
@@ -415,6 +418,7 @@ impl Scheduler {
         location: Location,
         after_call: bool,
         finishing: bool,
+        now: Instant,
     ) -> AfterCall {
         let mut roster = lock(&self.roster);
         if after_call {
@@ -463,6 +467,7 @@ impl Scheduler {
         roster.idle.push(Idle {
             worker: Arc::clone(worker),
             location,
+            since: now,
         });
         finished(&roster); // wakes every waiter, if it was finishing
         if roster.waiting > 0 && !finishing {
@@ -518,13 +523,11 @@ impl Scheduler {
         }
     }
 
-    /// Waits for the next message, spinning for `spin` first, and tells
-    /// whether the worker parked for it (its caller then woke it); `None`
-    /// when the worker idled past the timeout and was taken off the roster
-    /// (it must exit).
-    pub(crate) fn next_msg(&self, worker: &Arc<Mailbox>, spin: Duration) -> Option<(Msg, bool)> {
-        // `None`: no deadline (an idle timeout too large to add to now).
-        let deadline = Instant::now().checked_add(self.config.idle_timeout);
+    /// Waits for the worker's next message: spins for `spin` first, then
+    /// parks. Says whether it parked. An idle worker is ended by a message
+    /// too (`Msg::Exit`, from [`Scheduler::end_idle`]): it waits with no
+    /// timer of its own, which would cost every call that wakes it.
+    pub(crate) fn next_msg(&self, worker: &Arc<Mailbox>, spin: Duration) -> (Msg, bool) {
         // The last caller ran on this CPU: it waits for it now (for its
         // result, or to make its next call), and would wait for the whole
         // spin. (A worker that does not spin parks, which lets it run.)
@@ -536,44 +539,51 @@ impl Scheduler {
         loop {
             if worker.is_ready() {
                 if let Some(msg) = worker.take() {
-                    return Some((msg, parked));
+                    return (msg, parked);
                 }
             }
-            let now = Instant::now();
-            match deadline {
-                None => {
-                    parked = true;
-                    worker.park(None);
-                    continue;
-                }
-                Some(deadline) if now < deadline => {
-                    parked = true;
-                    worker.park(Some(deadline - now));
-                    continue;
-                }
-                Some(_) => {}
-            }
+            parked = true;
+            worker.park(None);
+        }
+    }
+
+    /// Ends the workers idle for the idle timeout as of `now` (they are
+    /// off the books at once, and told to exit), and says when to look
+    /// again: at the next idle worker's deadline, one idle timeout from now
+    /// if every worker is busy, and never if there is no worker (a new one
+    /// is started through the origin thread, which calls this then).
+    pub(crate) fn end_idle(&self, now: Instant) -> Option<Instant> {
+        let timeout = self.config.idle_timeout;
+        let due = |w: &Idle| w.since.checked_add(timeout);
+        let (ended, next) = {
             let mut roster = lock(&self.roster);
-            if let Some(i) = roster
-                .idle
-                .iter()
-                .position(|w| Arc::ptr_eq(&w.worker, worker))
-            {
-                roster.idle.remove(i);
+            let (ended, kept): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut roster.idle)
+                .into_iter()
+                .partition(|w| due(w).is_some_and(|at| at <= now));
+            roster.idle = kept;
+            for w in &ended {
                 roster.total -= 1;
-                remove_located(&mut roster, worker.id);
-                self.moved.notify_all();
+                remove_located(&mut roster, w.worker.id);
+                // Its place goes to a call waiting at the cap.
                 if roster.waiting > 0 {
                     self.available.notify_one();
                 }
-                return None;
             }
-            drop(roster);
-            // Claimed by a caller just now: its message is on the way.
-            while !worker.is_ready() {
-                worker.park(None);
+            if !ended.is_empty() {
+                self.moved.notify_all();
             }
+            let next = match roster.idle.iter().filter_map(due).min() {
+                Some(at) => Some(at),
+                None if roster.total > 0 => now.checked_add(timeout),
+                None => None,
+            };
+            (ended, next)
+        };
+        for w in ended {
+            crate::trace::event!(tracing::Level::DEBUG, "an idle worker is ended");
+            w.worker.send(Msg::Exit);
         }
+        next
     }
 
     /// Sends idle workers inside the namespace with inode `ino` home.

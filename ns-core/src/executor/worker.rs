@@ -143,7 +143,8 @@ impl WorkerThread for State {
 }
 
 /// A worker thread's life: serve `first`, then every message until it is
-/// told to exit, idles past the timeout, or must be retired.
+/// told to exit (idle past the timeout, replaced, or shut down), or must be
+/// retired.
 pub(crate) fn main(scheduler: Arc<Scheduler>, handle: Arc<Mailbox>, first: Task) {
     life(&scheduler, &handle, first, start);
 }
@@ -192,35 +193,29 @@ pub(crate) fn life<W: WorkerThread>(
         // Whether this worker parked a while waiting for the message.
         let (msg, parked) = match next.take() {
             Some(msg) => (msg, false),
-            None => match scheduler.next_msg(handle, spin) {
-                Some((msg, parked)) => {
-                    let gap = idle_since.elapsed();
-                    spin = if gap <= budget {
-                        budget
-                    } else {
-                        Duration::ZERO
-                    };
-                    close_calls = if gap < SPORADIC {
-                        close_calls.saturating_add(1)
-                    } else {
-                        0
-                    };
-                    if gap >= SPORADIC {
-                        sporadic = true;
-                    } else if close_calls >= CLOSE_CALLS {
-                        sporadic = false;
-                    }
-                    // Only a caller that calls now and then is yielded to:
-                    // under load, workers park briefly and often, and a
-                    // yield there only adds switches.
-                    (msg, parked && gap >= SPORADIC)
+            None => {
+                let (msg, parked) = scheduler.next_msg(handle, spin);
+                let gap = idle_since.elapsed();
+                spin = if gap <= budget {
+                    budget
+                } else {
+                    Duration::ZERO
+                };
+                close_calls = if gap < SPORADIC {
+                    close_calls.saturating_add(1)
+                } else {
+                    0
+                };
+                if gap >= SPORADIC {
+                    sporadic = true;
+                } else if close_calls >= CLOSE_CALLS {
+                    sporadic = false;
                 }
-                None => {
-                    place.armed = false; // idle too long; already off the pool
-                    crate::trace::event!(tracing::Level::DEBUG, "idle worker exits");
-                    return;
-                }
-            },
+                // Only a caller that calls now and then is yielded to:
+                // under load, workers park briefly and often, and a
+                // yield there only adds switches.
+                (msg, parked && gap >= SPORADIC)
+            }
         };
         let after_call = match msg {
             Msg::Task(task) => {
@@ -250,20 +245,24 @@ pub(crate) fn life<W: WorkerThread>(
             }
             Msg::GoHome => false,
             Msg::Exit => {
-                place.armed = false; // the sender accounted for it
+                // Idle too long, replaced, or shut down: the sender
+                // accounted for it.
+                place.armed = false;
+                crate::trace::event!(tracing::Level::DEBUG, "worker exits");
                 return;
             }
         };
         let finishing = place.finishing.get();
-        let mut after = scheduler.make_idle(handle, state.location(), after_call, finishing);
         idle_since = Instant::now();
+        let mut after =
+            scheduler.make_idle(handle, state.location(), after_call, finishing, idle_since);
         if let AfterCall::GoHome = after {
             if state.go_home(scheduler).is_err() {
                 retire(scheduler, Retirement::CannotGoHome);
                 return; // `place` gives the place back, and the count
             }
             scheduler.relocate(handle.id, state.location());
-            after = scheduler.make_idle(handle, state.location(), false, finishing);
+            after = scheduler.make_idle(handle, state.location(), false, finishing, Instant::now());
         }
         place.finishing.set(false);
         match after {

@@ -12,10 +12,16 @@
 //! credentials and capabilities, and never runs user code, so the threads
 //! it starts are clean.
 //!
+//! Between requests, the origin ends workers that have been idle for their
+//! executor's idle timeout (through the hook the executors install,
+//! [`set_idle_hook`]): a worker waits for its next call without a timer of
+//! its own, which would cost every call that wakes it.
+//!
 //! After `fork(2)` the child has none of the parent's threads: its first
 //! use starts an origin of its own ([`ForkLocal`]).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::errno::Errno;
 use crate::error::{Error, Result, WorkerCause};
@@ -312,17 +318,48 @@ fn settle(home: &NsSet, main: Option<&MainThread>) -> Result<(Location, i32)> {
     Ok((Location::of_current_thread()?, tid))
 }
 
-/// The origin thread's loop: start the threads asked for.
+/// What the origin calls between requests: it ends the workers idle for
+/// their executor's idle timeout, and says how long until it must be called
+/// again (`None`: not before the next request, as no worker is alive).
+pub(crate) type IdleHook = fn() -> Option<Duration>;
+
+static IDLE_HOOK: OnceLock<IdleHook> = OnceLock::new();
+
+/// Installs the function the origin calls between requests. The first one
+/// installed stays.
+pub(crate) fn set_idle_hook(hook: IdleHook) {
+    let _ = IDLE_HOOK.set(hook);
+}
+
+/// The origin thread's loop: start the threads asked for, and call the
+/// idle hook when it asks to be called (and after every request: every
+/// worker is started by one).
 fn serve(inbox: &mpsc::Receiver<Request>) {
-    while let Ok(Request {
-        name,
-        start,
-        failed,
-    }) = inbox.recv()
-    {
-        if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(start) {
-            let err = thread_error("start a worker", &e);
-            let _ = contain(move || failed(err));
+    let mut next: Option<Instant> = None;
+    loop {
+        let received = match next {
+            None => inbox
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(at) => inbox.recv_timeout(at.saturating_duration_since(Instant::now())),
+        };
+        match received {
+            Ok(Request {
+                name,
+                start,
+                failed,
+            }) => {
+                if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(start) {
+                    let err = thread_error("start a worker", &e);
+                    let _ = contain(move || failed(err));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
+        next = IDLE_HOOK
+            .get()
+            .and_then(|hook| hook())
+            .and_then(|after| Instant::now().checked_add(after));
     }
 }

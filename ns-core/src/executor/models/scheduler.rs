@@ -28,6 +28,7 @@ use crate::handle::registry::Registration;
 use crate::handle::set::NsSet;
 use crate::kind::NsKind;
 use crate::sync::thread;
+use crate::sync::time::Instant;
 
 /// Made-up inode numbers of the namespaces the models' calls ask for.
 const NET_A: u64 = 0x7e57_0001;
@@ -163,15 +164,18 @@ fn loom_replace_idle_one_way_worker() {
     });
 }
 
-/// Cap 1, idle timeout zero: every idle worker times out at once, racing
-/// the calls that would claim it; callers and workers park at once, or
-/// spin (two looks at the logical clock) and then park.
+/// Cap 1, idle timeout zero: a third thread ends idle workers (as the
+/// origin thread does between requests) while two calls race for the one
+/// worker, which may be ended while idle, claimed by a call, or busy;
+/// callers and workers park at once, or spin (two looks at the logical
+/// clock) and then park. Every call is served, and no ended worker stays
+/// on the books.
 #[test]
-fn loom_idle_timeout_races_call() {
+fn loom_ending_idle_workers_races_call() {
     for spin in [Duration::ZERO, Duration::from_micros(2)] {
         check(
-            &format!("idle_timeout_races_call spin={spin:?}"),
-            3,
+            &format!("ending_idle_workers_races_call spin={spin:?}"),
+            2,
             move || {
                 let mut config = config(1, 0);
                 config.idle_timeout = Duration::ZERO;
@@ -181,8 +185,13 @@ fn loom_idle_timeout_races_call() {
                     let s = Arc::clone(&s);
                     thread::spawn(move || run(&s, home(), || 1))
                 };
+                let ender = {
+                    let s = Arc::clone(&s);
+                    thread::spawn(move || s.end_idle(Instant::now()).is_some())
+                };
                 assert!(run(&s, home(), || ()).is_ok());
                 assert_eq!(other.join().ok().and_then(Result::ok), Some(1));
+                assert!(ender.join().is_ok());
                 settle(&s);
                 shut_down_and_check(&s);
             },
