@@ -366,6 +366,59 @@ fn idle_workers_exit() {
     assert_eq!(executor.workers(), 0);
 }
 
+/// The CPU time thread `tid` of this process has used, in clock ticks.
+fn cpu_ticks(tid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let (_, after_name) = stat.rsplit_once(')').unwrap();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime, the 14th and 15th fields (11th and 12th after the name).
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// An idle timeout of zero ends a worker as soon as it is idle, and the
+/// origin thread, which ends idle workers, does not spin while a worker is
+/// busy: over a body of 300 ms it uses a small part of that in CPU (a spin
+/// would use all of it).
+#[test]
+fn a_zero_idle_timeout_ends_idle_workers_and_nothing_spins() {
+    if !nsguard_suite::in_child_process(
+        "a_zero_idle_timeout_ends_idle_workers_and_nothing_spins",
+        PATIENCE,
+    ) {
+        return;
+    }
+    let a = TempNs::new(NsKind::Net);
+    let set = nsguard_suite::net_set(&a);
+    let executor = Executor::builder()
+        .idle_timeout(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(
+        executor.run(&set, || thread_ino(NsKind::Net)).unwrap(),
+        a.ino()
+    );
+    let origin: Vec<i32> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "nsguard-origin")
+        })
+        .map(|t| t.file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    assert_eq!(origin.len(), 1, "one origin thread: {origin:?}");
+    let before = cpu_ticks(origin[0]);
+    executor
+        .run(&set, || std::thread::sleep(Duration::from_millis(300)))
+        .unwrap();
+    let used = cpu_ticks(origin[0]) - before;
+    assert!(
+        used < 10,
+        "the origin thread used {used} ticks of CPU in 300 ms"
+    );
+    eventually("the idle worker ends", || executor.workers() == 0);
+}
+
 #[test]
 fn a_process_owned_namespace_keeps_working_after_the_process_exits() {
     let mut child = ChildGuard::spawn_in_new(nix::sched::CloneFlags::CLONE_NEWNET);

@@ -122,9 +122,9 @@ impl ExecutorBuilder {
     /// add to the current time) means never.
     ///
     /// nsguard's origin thread, which starts every worker, ends them: it
-    /// wakes at the next idle worker's deadline, once per idle timeout
-    /// while every worker is busy, and never while the executor has no
-    /// worker. An idle worker waits with no timer of its own, which would
+    /// wakes at the next idle worker's deadline, once per idle timeout (at
+    /// most once a millisecond) while every worker is busy, and never while
+    /// the executor has no worker. An idle worker waits with no timer of its own, which would
     /// cost every call that wakes it.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> ExecutorBuilder {

@@ -30,6 +30,11 @@ use crate::thread::location::{tracked, Location};
 /// The name of every worker thread.
 pub(crate) const WORKER_NAME: &str = "nsguard-worker";
 
+/// How often idle workers are looked for at most while every worker is
+/// busy: a shorter idle timeout (zero, say) ends a worker that becomes idle
+/// up to this much later, rather than have the origin thread spin.
+const BUSY_LOOK: Duration = Duration::from_millis(1);
+
 /// What a new worker thread runs: installed by the executor's builder, so
 /// that the books need not know the worker's code.
 pub(crate) type WorkerMain = fn(Arc<Scheduler>, Arc<Mailbox>, Task);
@@ -549,9 +554,10 @@ impl Scheduler {
 
     /// Ends the workers idle for the idle timeout as of `now` (they are
     /// off the books at once, and told to exit), and says when to look
-    /// again: at the next idle worker's deadline, one idle timeout from now
-    /// if every worker is busy, and never if there is no worker (a new one
-    /// is started through the origin thread, which calls this then).
+    /// again: at the next idle worker's deadline, one idle timeout (at
+    /// least [`BUSY_LOOK`]) from now if every worker is busy, and never if
+    /// there is no worker (a new one is started through the origin thread,
+    /// which calls this then).
     pub(crate) fn end_idle(&self, now: Instant) -> Option<Instant> {
         let timeout = self.config.idle_timeout;
         let due = |w: &Idle| w.since.checked_add(timeout);
@@ -574,7 +580,7 @@ impl Scheduler {
             }
             let next = match roster.idle.iter().filter_map(due).min() {
                 Some(at) => Some(at),
-                None if roster.total > 0 => now.checked_add(timeout),
+                None if roster.total > 0 => now.checked_add(timeout.max(BUSY_LOOK)),
                 None => None,
             };
             (ended, next)
