@@ -416,7 +416,8 @@ impl Scheduler {
     /// goes home if the program let go of where it is, or becomes idle.
     /// `finishing`: it is counted as finishing a call ([`Scheduler::ran`]);
     /// it stays counted while it goes home (it is idle in a moment then
-    /// too), and is uncounted otherwise.
+    /// too), and is uncounted otherwise. `now`: when it becomes idle, from
+    /// which its idle timeout counts ([`Scheduler::end_idle`]).
     pub(crate) fn make_idle(
         self: &Arc<Self>,
         worker: &Arc<Mailbox>,
