@@ -161,26 +161,12 @@ fn a_worker_retired_inside_is_nsguards_until_its_thread_is_gone() {
     let named = netns::Scoped::add(&nsguard_suite::unique_name("nsguard-test")).unwrap();
     let set = named.set().unwrap();
     let executor = nsguard_suite::capped_executor(1);
-    let (hold, held) = held_at_exit();
-    let worker = executor
-        .run(&set, move || {
-            hold.install();
-            // The check after the call retires the worker, where it is.
-            set_timer_slack();
-            tid()
-        })
-        .unwrap();
-    assert_eq!(held.wait(), worker);
+    let (worker, held) = a_worker_retired_and_held(&executor, &set);
     assert_eq!(executor.stats().retired.thread_state_changed, 1);
     let home = nsguard_suite::main_thread_ino(NsKind::Net);
     assert_ne!(nsguard_suite::task_ino(worker, NsKind::Net), home);
 
-    let strays = nsguard::stray_threads().unwrap();
-    let listed = strays
-        .iter()
-        .find(|t| t.tid == worker)
-        .unwrap_or_else(|| panic!("not listed: {strays:?}"));
-    assert_eq!(listed.owner, ThreadOwner::Worker, "{strays:?}");
+    assert_eq!(listed(worker).owner, ThreadOwner::Worker);
 
     // A thread a body leaves inside: counted, and the exiting worker not.
     let (release, handle, leaked) = executor.run(&set, || parked_thread("left-inside")).unwrap();
@@ -231,15 +217,7 @@ fn a_later_thread_with_a_gone_workers_id_is_not_taken_for_it() {
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
     let executor = nsguard_suite::capped_executor(1);
-    let (hold, held) = held_at_exit();
-    let worker = executor
-        .run(&set, move || {
-            hold.install();
-            set_timer_slack();
-            tid()
-        })
-        .unwrap();
-    assert_eq!(held.wait(), worker);
+    let (worker, held) = a_worker_retired_and_held(&executor, &set);
     drop(held);
     wait_until_gone(worker);
     // Start times count in clock ticks (10 ms): the next thread starts in
@@ -253,12 +231,7 @@ fn a_later_thread_with_a_gone_workers_id_is_not_taken_for_it() {
         later, worker,
         "the next thread was not given the id asked for"
     );
-    let strays = nsguard::stray_threads().unwrap();
-    let listed = strays
-        .iter()
-        .find(|t| t.tid == later)
-        .unwrap_or_else(|| panic!("not listed: {strays:?}"));
-    assert_eq!(listed.owner, ThreadOwner::None, "{strays:?}");
+    assert_eq!(listed(later).owner, ThreadOwner::None);
     drop(release);
     handle.join().unwrap();
 }
@@ -284,12 +257,7 @@ fn a_thread_that_exits_inside_a_leaked_guard_is_the_guards_until_it_is_gone() {
     });
     let exiting = held.wait();
     assert_eq!(nsguard_suite::task_ino(exiting, NsKind::Net), a.ino());
-    let strays = nsguard::stray_threads().unwrap();
-    let listed = strays
-        .iter()
-        .find(|t| t.tid == exiting)
-        .unwrap_or_else(|| panic!("not listed: {strays:?}"));
-    assert_eq!(listed.owner, ThreadOwner::Guard, "{strays:?}");
+    assert_eq!(listed(exiting).owner, ThreadOwner::Guard);
     drop(held);
     assert_eq!(leaker.join().unwrap(), exiting);
 }
@@ -341,6 +309,36 @@ fn a_joined_thread_is_not_listed_while_the_kernel_takes_it_down() {
             "joined, and listed: {strays:?}"
         );
     }
+}
+
+/// A worker of `executor` retired inside `set` and held on its way out: a
+/// body holds its thread as it exits (see `held_at_exit`) and changes its
+/// timer slack, for which the check after the call retires it. Its id, once
+/// it is held, and what lets it go.
+fn a_worker_retired_and_held(
+    executor: &nsguard::Executor,
+    set: &NsSet,
+) -> (i32, nsguard_suite::ExitHeld) {
+    let (hold, held) = held_at_exit();
+    let worker = executor
+        .run(set, move || {
+            hold.install();
+            set_timer_slack();
+            tid()
+        })
+        .unwrap();
+    assert_eq!(held.wait(), worker);
+    (worker, held)
+}
+
+/// How `stray_threads` lists thread `tid`.
+fn listed(tid: i32) -> nsguard::StrayThread {
+    let strays = nsguard::stray_threads().unwrap();
+    strays
+        .iter()
+        .find(|t| t.tid == tid)
+        .cloned()
+        .unwrap_or_else(|| panic!("thread {tid} is not listed: {strays:?}"))
 }
 
 /// Sets the calling thread's timer slack: per-thread state the check after
