@@ -87,22 +87,37 @@ impl Drop for Owned {
     }
 }
 
+/// How many threads may have left before one that leaves looks for those
+/// that are gone (others look when they begin to be used).
+const LEAVING: usize = 64;
+
 /// Thread `tid`, the calling thread, stops being used for `role`: it stays
 /// nsguard's until it is gone if `start` tells it from later threads, and
 /// is forgotten at once otherwise.
 fn leave(tid: i32, role: Role, start: Option<u64>) {
-    {
+    let many = {
         let mut owned = owned();
         match start {
             Some(start) => owned.insert(tid, Entry::Leaving { role, start }),
             None => owned.remove(&tid),
         };
+        let leaving = owned
+            .values()
+            .filter(|e| matches!(e, Entry::Leaving { .. }))
+            .count();
+        leaving >= LEAVING
+    };
+    if many {
+        forget_departed();
     }
-    forget_departed();
 }
 
-/// Forgets the leaving threads that are gone, where `/proc` shows which;
-/// called as threads come and go, so that the table holds the living.
+/// Forgets the leaving threads that are gone, where `/proc` shows which.
+/// Called as a thread begins to be used (a worker starts, a thread enters
+/// its first guard), and by a thread that leaves after [`LEAVING`] others:
+/// the table holds the living and a bounded number of the gone, and
+/// threads that leave together (the workers of an executor that idle out)
+/// do not each read every other's `/proc` entry.
 fn forget_departed() {
     let leaving: Vec<(i32, u64)> = owned()
         .iter()
@@ -180,6 +195,7 @@ impl InGuard {
                 .filter(|e| e.generation == generation)
                 .map(|e| Arc::clone(&e.inside));
             let inside = current.unwrap_or_else(|| {
+                forget_departed();
                 let tid = nix::unistd::gettid().as_raw();
                 let inside = Arc::new(AtomicBool::new(false));
                 owned().insert(tid, Entry::Guards(Arc::clone(&inside)));
