@@ -20,8 +20,7 @@
 //! Under loom, time is a logical clock: every [`time::Instant::now`]
 //! advances it by one microsecond, so that a spin budget or a timeout ends
 //! after a number of looks that does not depend on the machine, as loom's
-//! replays need; and [`thread::park_timeout`] returns at once, as a timeout
-//! may.
+//! replays need.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{atomic, Condvar, Mutex, MutexGuard};
@@ -42,17 +41,10 @@ pub(crate) const SPINS_PER_LOOK: u32 = 2;
 /// Threads: the current one, parking, yielding.
 pub(crate) mod thread {
     #[cfg(not(loom))]
-    pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread};
+    pub(crate) use std::thread::{current, park, yield_now, Thread};
 
     #[cfg(loom)]
     pub(crate) use loom::thread::{current, park, spawn, yield_now, Thread};
-
-    /// A timeout may end a park at any time: under loom it ends at once
-    /// (the caller looks at its clock again, which has moved on).
-    #[cfg(loom)]
-    pub(crate) fn park_timeout(_timeout: std::time::Duration) {
-        loom::thread::yield_now();
-    }
 }
 
 /// `spin_loop`: a hint to the CPU, or a yield to the model's other threads.

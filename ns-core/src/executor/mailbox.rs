@@ -1,7 +1,5 @@
 //! [`Mailbox`]: how a worker thread is sent its next message ([`Msg`]).
 
-use std::time::Duration;
-
 use crate::executor::handoff::Handover;
 use crate::executor::task::Task;
 use crate::sync::atomic::{AtomicBool, Ordering};
@@ -93,14 +91,10 @@ impl Mailbox {
     }
 
     /// Parks the worker's thread (it must be the calling thread) until it
-    /// is unparked or, with a timeout, that long; senders meanwhile see it
-    /// parked.
-    pub(crate) fn park(&self, timeout: Option<Duration>) {
+    /// is unparked; senders meanwhile see it parked.
+    pub(crate) fn park(&self) {
         self.parked.store(true, Ordering::Relaxed);
-        match timeout {
-            Some(timeout) => thread::park_timeout(timeout),
-            None => thread::park(),
-        }
+        thread::park();
         self.parked.store(false, Ordering::Relaxed);
     }
 

@@ -549,7 +549,7 @@ impl Scheduler {
                 }
             }
             parked = true;
-            worker.park(None);
+            worker.park();
         }
     }
 
