@@ -294,4 +294,32 @@ mod tests {
             );
         }
     }
+
+    /// Threads that leave while none begins to be used (the workers of an
+    /// executor that idle out together) still do not pile up: the one that
+    /// finds [`LEAVING`] others leaving forgets those that are gone.
+    #[test]
+    fn threads_that_leave_together_forget_the_gone_every_so_many() {
+        let gone: Vec<(i32, u64)> = (0..2 * LEAVING)
+            .map(|_| {
+                std::thread::spawn(|| (tid(), census::own_start().expect("/proc shows the thread")))
+                    .join()
+                    .unwrap()
+            })
+            .collect();
+        // Joined, so exiting at least: gone as `Departures` sees it.
+        for &(tid, start) in &gone {
+            leave(tid, Role::Worker, Some(start));
+        }
+        let owned = owned();
+        let listed = gone
+            .iter()
+            .filter(|(tid, _)| owned.contains_key(tid))
+            .count();
+        assert!(
+            listed < LEAVING,
+            "{listed} of {} gone threads that left are still listed",
+            gone.len()
+        );
+    }
 }
