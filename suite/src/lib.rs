@@ -59,7 +59,7 @@ pub use kernel::{
 pub use names::unique_name;
 pub use ns::{net_set, open, proc_pid, NamedNetns, TempNs};
 pub use panics::{panic_message, PanicOnDrop};
-pub use process::{in_child_process, in_child_process_spawned, ChildGuard};
+pub use process::{in_child_process, in_child_process_spawned, mount_own_proc, ChildGuard};
 pub use signals::{
     await_exits, held_at_exit, notify_on_exit, wait_until_gone, ExitHeld, HoldAtExit, Latch,
     PATIENCE,

@@ -120,3 +120,24 @@ pub fn in_child_process_spawned(
     assert!(text.contains("1 passed"), "{name} ran no test:\n{text}");
     false
 }
+
+/// Mounts, over `/proc`, a `/proc` of the calling process's pid namespace,
+/// whose pid 1 it must be, in a mount namespace of its own (a scenario
+/// spawned into new pid and mount namespaces): `/proc/1` is then the
+/// calling process, and `/proc/self/task` numbers threads as `gettid` does.
+/// The mount goes with the mount namespace.
+///
+/// # Panics
+///
+/// If the calling process is not pid 1, or the mount fails.
+pub fn mount_own_proc() {
+    assert_eq!(std::process::id(), 1, "pid 1 of a pid namespace of its own");
+    nix::mount::mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .expect("mount a /proc of the pid namespace");
+}

@@ -205,15 +205,7 @@ fn a_later_thread_with_a_gone_workers_id_is_not_taken_for_it() {
     }) {
         return;
     }
-    assert_eq!(std::process::id(), 1);
-    nix::mount::mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .unwrap();
+    nsguard_suite::mount_own_proc();
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
     let executor = nsguard_suite::capped_executor(1);

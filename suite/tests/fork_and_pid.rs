@@ -113,15 +113,7 @@ fn pid_1_of_a_pid_namespace_without_its_own_proc_runs_where_it_asks() {
     }
     if std::env::var_os("NSGUARD_TEST_ROLE").is_none() {
         // The launcher: a /proc of its own pid namespace, then the scenario.
-        assert_eq!(std::process::id(), 1);
-        nix::mount::mount(
-            Some("proc"),
-            "/proc",
-            Some("proc"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .unwrap();
+        nsguard_suite::mount_own_proc();
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
             .env("NSGUARD_TEST_ROLE", "scenario")
