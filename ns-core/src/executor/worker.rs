@@ -33,6 +33,8 @@ struct State {
     /// The process's thread count at the last check: when it grew, a body
     /// may have started threads inside.
     threads: Option<u32>,
+    /// The threads its census has read (each is read once).
+    seen: census::Seen,
     /// Its time slice: short while it waits for a sporadic caller.
     slice: Slice,
     /// Counts this thread among nsguard's own (for the census).
@@ -307,6 +309,7 @@ fn start(scheduler: &Scheduler) -> Result<State> {
     Ok(State {
         location,
         threads: reader.threads(),
+        seen: census::Seen::default(),
         reader,
         facts,
         private_fs: false,
@@ -371,7 +374,7 @@ fn serve(
         check_unchanged(state)?;
         let threads = state.reader.threads();
         if threads > state.threads {
-            report_threads_left_inside(scheduler, &task_location);
+            report_threads_left_inside(scheduler, &mut state.seen, &task_location);
         }
         state.threads = threads;
     }
@@ -379,15 +382,17 @@ fn serve(
 }
 
 /// The process has more threads than at the worker's last check: reports
-/// every thread that is not nsguard's and is in a namespace of this call
-/// that is not home, once (a tracing event, and `Stats`). Such a thread
-/// was started inside by a body (or switched by itself), and stays there.
-fn report_threads_left_inside(scheduler: &Scheduler, call: &Location) {
+/// every thread this worker's census has not seen before that is not
+/// nsguard's and is in a namespace of this call that is not home, once (a
+/// tracing event, and `Stats`). Such a thread was started inside by a body
+/// (a thread starts where the thread that started it is), and stays there.
+/// Threads seen before are not read again: a thread that was elsewhere when
+/// seen moves only by switching itself, which is no body's doing.
+fn report_threads_left_inside(scheduler: &Scheduler, seen: &mut census::Seen, call: &Location) {
     let home = &scheduler.home_location;
-    let Ok(tasks) = census::tasks() else {
+    let Ok((tasks, alive)) = seen.new_tasks() else {
         return;
     };
-    let alive = tasks.iter().map(|t| t.tid).collect();
     let inside: Vec<_> = tasks
         .into_iter()
         .filter(|t| role_of(t.tid, t.start).is_none())

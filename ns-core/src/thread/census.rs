@@ -2,11 +2,16 @@
 //! `/proc/self/task`: for the audit of threads away from home, and for the
 //! executor's report of threads a body left inside.
 
+use std::collections::{BTreeSet, HashMap};
+use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
 
 use crate::errno::Errno;
 use crate::error::{Error, Result};
 use crate::thread::location::Location;
+
+/// Where the process's threads are listed.
+const TASKS: &str = "/proc/self/task";
 
 /// One thread of the process, as `/proc/self/task` shows it.
 #[derive(Clone, Debug)]
@@ -30,23 +35,72 @@ pub(crate) struct Task {
 ///
 /// [`Error::Io`] if `/proc/self/task` cannot be read.
 pub(crate) fn tasks() -> Result<Vec<Task>> {
-    let dir = Path::new("/proc/self/task");
+    Ok(listing()?
+        .filter_map(|(_, entry)| read_task(&entry.path()))
+        .collect())
+}
+
+/// The entries of `/proc/self/task`, each with the number it is named by.
+fn listing() -> Result<impl Iterator<Item = (u32, std::fs::DirEntry)>> {
+    let dir = Path::new(TASKS);
     let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
         op: "listing the threads in",
         kind: None,
         path: Some(dir.to_path_buf()),
         errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
     })?;
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().parse::<u32>().is_err() {
-            continue;
+    Ok(entries.flatten().filter_map(|entry| {
+        let number = entry.file_name().to_str()?.parse().ok()?;
+        Some((number, entry))
+    }))
+}
+
+/// The threads a census has read, so that the next one reads only the
+/// others: a worker's census after each call that grew the thread count
+/// then costs one listing of `/proc/self/task` and a read of each new
+/// thread, not a read of every thread (about ten `/proc` reads each).
+///
+/// A thread is known by its entry's name and inode number. `/proc` gives
+/// the entry of a thread that has gone and the entry of a later thread
+/// with the same id different inodes, so a later thread is read. (If the
+/// kernel ever made a new inode for a thread still alive, that thread
+/// would only be read again.)
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    /// Entry name → its inode number, and the thread's id as `gettid`
+    /// returns it.
+    entries: HashMap<u32, (u64, i32)>,
+}
+
+impl Seen {
+    /// The threads that no earlier call saw, read in full, and the ids of
+    /// every thread listed. Threads that exit while they are read, or are
+    /// exiting already, are left out (and not remembered).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `/proc/self/task` cannot be listed.
+    pub(crate) fn new_tasks(&mut self) -> Result<(Vec<Task>, BTreeSet<i32>)> {
+        let mut listed = HashMap::with_capacity(self.entries.len() + 4);
+        let mut new = Vec::new();
+        for (number, entry) in listing()? {
+            let ino = entry.ino();
+            match self.entries.get(&number) {
+                Some(&(seen, tid)) if seen == ino => {
+                    listed.insert(number, (ino, tid));
+                }
+                _ => {
+                    if let Some(task) = read_task(&entry.path()) {
+                        listed.insert(number, (ino, task.tid));
+                        new.push(task);
+                    }
+                }
+            }
         }
-        if let Some(task) = read_task(&entry.path()) {
-            out.push(task);
-        }
+        self.entries = listed;
+        let alive = self.entries.values().map(|&(_, tid)| tid).collect();
+        Ok((new, alive))
     }
-    Ok(out)
 }
 
 /// The kernel's flag of a task in `do_exit` (`PF_EXITING`, in the flags
@@ -101,7 +155,7 @@ impl Departures {
     /// calling thread: the calling thread's entry there is the calling
     /// thread (`/proc/thread-self`).
     pub(crate) fn here() -> Option<Departures> {
-        let tasks = PathBuf::from("/proc/self/task");
+        let tasks = PathBuf::from(TASKS);
         let me = stat(&tasks.join(nix::unistd::gettid().as_raw().to_string())).ok()?;
         (stat(Path::new("/proc/thread-self")).ok()? == me).then_some(Departures { tasks })
     }
@@ -150,7 +204,8 @@ fn read_task(dir: &Path) -> Option<Task> {
     })
 }
 
-/// The `stat` parsing, on made-up texts (no system call: Miri runs these).
+/// The `stat` parsing, on made-up texts (no system call: Miri runs these),
+/// and the census of the real threads (not under Miri).
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +238,51 @@ mod tests {
                 start: 4242
             })
         );
+    }
+
+    /// A census remembers what it read: the next reads only new threads,
+    /// and forgets those that are gone.
+    #[test]
+    #[cfg_attr(miri, ignore = "reads /proc")]
+    fn a_census_reads_each_thread_once() {
+        let tid = || nix::unistd::gettid().as_raw();
+        let mut seen = Seen::default();
+        let (first, alive) = seen.new_tasks().unwrap();
+        assert!(first.iter().any(|t| t.tid == tid()), "the first reads all");
+        assert_eq!(first.len(), alive.len());
+        let (again, alive_again) = seen.new_tasks().unwrap();
+        assert!(
+            again.iter().all(|t| t.tid != tid()),
+            "this thread is read again"
+        );
+        assert!(alive_again.contains(&tid()));
+
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let (started, its_tid) = std::sync::mpsc::channel();
+        let other = std::thread::spawn(move || {
+            started.send(tid()).unwrap();
+            let _ = wait.recv();
+        });
+        let other_tid = its_tid.recv().unwrap();
+        let (new, alive) = seen.new_tasks().unwrap();
+        assert!(
+            new.iter().any(|t| t.tid == other_tid),
+            "the new thread is read"
+        );
+        assert!(alive.contains(&other_tid));
+        let (again, _) = seen.new_tasks().unwrap();
+        assert!(again.iter().all(|t| t.tid != other_tid), "read twice");
+        drop(go);
+        other.join().unwrap();
+        // Joined, its entry may stay a moment while the kernel takes it down.
+        let listed = |seen: &Seen| seen.entries.values().any(|&(_, t)| t == other_tid);
+        let since = std::time::Instant::now();
+        while listed(&seen) && since.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let (_, alive) = seen.new_tasks().unwrap();
+            assert_eq!(alive.contains(&other_tid), listed(&seen));
+        }
+        assert!(!listed(&seen), "gone, and still listed");
     }
 
     #[test]
