@@ -228,6 +228,55 @@ fn a_later_thread_with_a_gone_workers_id_is_not_taken_for_it() {
     handle.join().unwrap();
 }
 
+/// A thread a body leaves inside is reported even when it was given the
+/// id of a thread that the worker's census saw before, at home, and that
+/// is gone: the census knows a thread by its `/proc` entry, not by its id
+/// alone. The scenario runs as pid 1 of a pid namespace of its own, with
+/// its own `/proc`, where it chooses the next thread's id (`ns_last_pid`).
+#[test]
+fn a_thread_left_inside_with_the_id_of_one_seen_before_is_reported() {
+    const NAME: &str = "a_thread_left_inside_with_the_id_of_one_seen_before_is_reported";
+    if !in_child_process_spawned(NAME, LIMIT, |cmd| {
+        cmd.spawn_in_new(&NsSet::new(), NsKind::Pid | NsKind::Mnt)
+            .unwrap()
+    }) {
+        return;
+    }
+    nsguard_suite::mount_own_proc();
+    let a = TempNs::new(NsKind::Net);
+    let set = net_set(&a);
+    let executor = nsguard_suite::capped_executor(1);
+    executor.run(&set, || ()).unwrap();
+    // A thread at home: the thread count grew, so the worker's check after
+    // the next call reads it. Then it is gone.
+    let (release, handle, seen) = parked_thread("at-home");
+    executor.run(&set, || ()).unwrap();
+    executor.run(&set, || ()).unwrap(); // waits for that check
+    drop(release);
+    handle.join().unwrap();
+    wait_until_gone(seen);
+    // A body leaves two threads inside, the first with that id: the count
+    // grew by one since the worker last looked.
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (seen - 1).to_string()).unwrap();
+    let left = executor
+        .run(&set, || {
+            [parked_thread("inside-1"), parked_thread("inside-2")]
+        })
+        .unwrap();
+    assert_eq!(left[0].2, seen, "the thread was not given the id asked for");
+    executor.run(&set, || ()).unwrap(); // waits for the check
+    assert_eq!(
+        executor.stats().threads_left_inside,
+        2,
+        "{:?}",
+        executor.stats()
+    );
+    for (release, handle, _) in left {
+        drop(release);
+        handle.join().unwrap();
+    }
+}
+
 /// A thread that exits inside a guard it leaked is the guard's until it is
 /// gone (the destructors of its thread locals run inside).
 #[test]
