@@ -25,8 +25,9 @@ pub(crate) struct Mailbox {
     inbox: Mutex<Option<Msg>>,
     ready: AtomicBool,
     /// Whether the worker is parked, or about to: a hint for senders (see
-    /// [`Mailbox::send`]), never what a wake-up depends on; so `std`'s
-    /// atomic even under loom, which need not explore its orders.
+    /// [`Mailbox::send`]) and for the choice among idle workers
+    /// ([`Mailbox::is_parked`]), never what a wake-up depends on; so
+    /// `std`'s atomic even under loom, which need not explore its orders.
     parked: std::sync::atomic::AtomicBool,
     /// The CPU the worker last began to wait for a message on, and the
     /// CPU its last message was sent from ([`NO_CPU`]: not known). Hints
@@ -102,6 +103,15 @@ impl Mailbox {
         let msg = lock(&self.inbox).take();
         self.ready.store(false, Ordering::Release);
         msg
+    }
+
+    /// Whether the worker is parked, or about to: a hint for choosing
+    /// among idle workers ([`Scheduler::dispatch`]), which may be stale by
+    /// the time it is used.
+    ///
+    /// [`Scheduler::dispatch`]: crate::executor::scheduler::Scheduler::dispatch
+    pub(crate) fn is_parked(&self) -> bool {
+        self.parked.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_ready(&self) -> bool {

@@ -26,6 +26,7 @@ use super::{
 use crate::executor::handle::Executor;
 use crate::handle::registry::Registration;
 use crate::handle::set::NsSet;
+use crate::id::NsId;
 use crate::kind::NsKind;
 use crate::sync::thread;
 use crate::sync::time::Instant;
@@ -162,6 +163,42 @@ fn loom_replace_idle_one_way_worker() {
         shut_down_and_check(&s);
         drop(held);
     });
+}
+
+/// One worker in mount namespace X, one in mount namespace Y (each serves
+/// its own only: one-way). Calls for X, then for Y and network namespace
+/// B, come while each worker parks at once, or spins for its next call
+/// (two looks at the logical clock) and then parks. An awake worker comes
+/// before a parked one only where it needs no one-way switch: the worker
+/// in Y, awake after its call, is never given X (`ModelThread::serve`
+/// checks), and it may switch network namespace. Every call is served.
+/// Cap 2: a call that comes while the workers it could use still finish
+/// their last calls may replace an idle one dedicated elsewhere (as
+/// `replace_idle_one_way_worker` models), so no bound on the threads alive
+/// at once is asserted here.
+#[test]
+fn loom_calls_prefer_an_awake_worker() {
+    for spin in [Duration::ZERO, Duration::from_micros(2)] {
+        check(
+            &format!("calls_prefer_an_awake_worker spin={spin:?}"),
+            3,
+            move || {
+                let mut config = config(2, 0);
+                config.spin = spin;
+                let s = scheduler(config);
+                let (x, y) = (at(NsKind::Mnt, MNT_X), at(NsKind::Mnt, MNT_Y));
+                let y_and_b = y.overlaid([NsId::new(NsKind::Net, 0, NET_B)]);
+                // The program holds X and Y: their workers stay there, idle.
+                let held = (Registration::new(MNT_X), Registration::new(MNT_Y));
+                for (desired, value) in [(x, 1), (y, 2), (x, 3), (y_and_b, 4)] {
+                    assert_eq!(run(&s, desired, move || value).ok(), Some(value));
+                }
+                settle(&s);
+                shut_down_and_check(&s);
+                drop(held);
+            },
+        );
+    }
 }
 
 /// Cap 1, idle timeout zero: a third thread ends idle workers (as the
