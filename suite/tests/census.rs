@@ -31,6 +31,20 @@ fn parked_thread(name: &str) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>, 
     (release, handle, tid_rx.recv().unwrap())
 }
 
+/// Runs test `name` again in a child process under a watchdog, as pid 1 of
+/// a pid namespace of its own with its own `/proc`, where the scenario
+/// chooses the next thread's id (`ns_last_pid`); true there.
+fn as_pid_1_with_its_own_proc(name: &str) -> bool {
+    if !in_child_process_spawned(name, LIMIT, |cmd| {
+        cmd.spawn_in_new(&NsSet::new(), NsKind::Pid | NsKind::Mnt)
+            .unwrap()
+    }) {
+        return false;
+    }
+    nsguard_suite::mount_own_proc();
+    true
+}
+
 /// A body that starts a thread and returns: the executor counts it, and
 /// `stray_threads` lists it with the kinds that differ, not as nsguard's.
 /// Once it exits, it is gone from the list.
@@ -198,14 +212,9 @@ fn a_worker_retired_inside_is_nsguards_until_its_thread_is_gone() {
 /// `/proc`, where it chooses the next thread's id (`ns_last_pid`).
 #[test]
 fn a_later_thread_with_a_gone_workers_id_is_not_taken_for_it() {
-    const NAME: &str = "a_later_thread_with_a_gone_workers_id_is_not_taken_for_it";
-    if !in_child_process_spawned(NAME, LIMIT, |cmd| {
-        cmd.spawn_in_new(&NsSet::new(), NsKind::Pid | NsKind::Mnt)
-            .unwrap()
-    }) {
+    if !as_pid_1_with_its_own_proc("a_later_thread_with_a_gone_workers_id_is_not_taken_for_it") {
         return;
     }
-    nsguard_suite::mount_own_proc();
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
     let executor = nsguard_suite::capped_executor(1);
@@ -235,14 +244,11 @@ fn a_later_thread_with_a_gone_workers_id_is_not_taken_for_it() {
 /// its own `/proc`, where it chooses the next thread's id (`ns_last_pid`).
 #[test]
 fn a_thread_left_inside_with_the_id_of_one_seen_before_is_reported() {
-    const NAME: &str = "a_thread_left_inside_with_the_id_of_one_seen_before_is_reported";
-    if !in_child_process_spawned(NAME, LIMIT, |cmd| {
-        cmd.spawn_in_new(&NsSet::new(), NsKind::Pid | NsKind::Mnt)
-            .unwrap()
-    }) {
+    if !as_pid_1_with_its_own_proc(
+        "a_thread_left_inside_with_the_id_of_one_seen_before_is_reported",
+    ) {
         return;
     }
-    nsguard_suite::mount_own_proc();
     let a = TempNs::new(NsKind::Net);
     let set = net_set(&a);
     let executor = nsguard_suite::capped_executor(1);
