@@ -2,9 +2,12 @@
 //! `close_range(2)`, else what `/proc/self/fd` lists, else every number
 //! below the fd limit.
 
+use std::os::fd::BorrowedFd;
+
 use nix::errno::Errno as NixErrno;
 
 use crate::errno::Errno;
+use crate::sys::dirents::getdents;
 use crate::sys::probe;
 
 /// What a child knows, before the fork, about the fds it must close.
@@ -83,35 +86,17 @@ fn close_listed(keep: &[i32]) -> Result<(), NixErrno> {
         // SAFETY: lseek(2) takes integers only.
         NixErrno::result(unsafe { libc::lseek(dir, 0, libc::SEEK_SET) })?;
         let mut closed = false;
-        // u64s: getdents64 writes 8-byte aligned records.
         let mut buf = [0u64; 512];
         loop {
-            // SAFETY: getdents64(2) writes at most the given number of bytes
-            // into `buf`, which is that long.
-            let n = unsafe {
-                libc::syscall(
-                    libc::SYS_getdents64,
-                    dir,
-                    buf.as_mut_ptr(),
-                    std::mem::size_of_val(&buf),
-                )
-            };
-            let n = usize::try_from(NixErrno::result(n)?).unwrap_or(0);
-            if n == 0 {
+            // SAFETY: `dir` is open until after this loop.
+            let dir_fd = unsafe { BorrowedFd::borrow_raw(dir) };
+            let records = getdents(dir_fd, &mut buf).map_err(|e| NixErrno::from_raw(e.raw()))?;
+            if records.is_empty() {
                 break;
             }
-            // SAFETY: the kernel initialised the first `n` bytes of `buf`,
-            // which is at least that long; u8 has no alignment.
-            let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
-            let mut at = 0;
-            // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16,
-            // d_type u8, then the NUL-terminated name.
-            while at + 19 < n {
-                let reclen = usize::from(u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]));
-                if reclen == 0 || at + reclen > n {
-                    return Err(NixErrno::EIO);
-                }
-                if let Some(fd) = parse_fd(&bytes[at + 19..at + reclen]) {
+            for record in records {
+                let record = record.map_err(|_| NixErrno::EIO)?;
+                if let Some(fd) = parse_fd(record.name) {
                     if fd > 2 && fd != dir && keep.binary_search(&fd).is_err() {
                         // SAFETY: close(2) of an fd this child inherited and
                         // nothing in it uses.
@@ -119,7 +104,6 @@ fn close_listed(keep: &[i32]) -> Result<(), NixErrno> {
                         closed = true;
                     }
                 }
-                at += reclen;
             }
         }
         if !closed {

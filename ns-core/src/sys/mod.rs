@@ -14,6 +14,7 @@
 //! [`Errno`]: crate::Errno
 
 mod close_fds;
+mod dirents;
 mod fd;
 mod fork;
 pub(crate) mod fork_local;
@@ -23,6 +24,7 @@ mod pre_exec;
 pub(crate) mod probe;
 mod thread;
 
+pub(crate) use dirents::{getdents, link_count, open_listing, NUMBER_RECORD};
 pub(crate) use fd::{
     describe_mode, dir_id_at, is_nsfs, open, open_at, open_dir, pread_into, socket, stat, DirId,
 };
