@@ -59,6 +59,10 @@ pub struct StrayThread {
 /// there: the bug "a thread left in a container's namespace later serves
 /// host work" is a thread in this list that belongs to a pool. A thread
 /// that is exiting (one that `join` has returned for, say) is not listed.
+/// A thread there from the start of the call to its end is listed while
+/// others begin and end: a listing of `/proc/self/task` that a thread's end
+/// may have cut short is made again, up to 8 times (then all that the
+/// listings found is read).
 ///
 /// # Errors
 ///
