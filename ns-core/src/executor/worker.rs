@@ -309,7 +309,7 @@ fn start(scheduler: &Scheduler) -> Result<State> {
     Ok(State {
         location,
         threads: reader.threads(),
-        seen: census::Seen::default(),
+        seen: census::Seen::of_threads_there(),
         reader,
         facts,
         private_fs: false,

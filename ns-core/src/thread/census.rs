@@ -154,6 +154,28 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
+    /// Every thread there now, listed as seen without being read: for a
+    /// worker before its first call, since no thread there yet can be one
+    /// that its bodies started. Empty where `/proc/self/task` does not
+    /// number threads as `gettid` does (the id of a thread is then only
+    /// known by reading it), or cannot be listed.
+    pub(crate) fn of_threads_there() -> Seen {
+        if Departures::here().is_none() {
+            return Seen::default();
+        }
+        let Ok(entries) = listing() else {
+            return Seen::default();
+        };
+        Seen {
+            entries: entries
+                .into_iter()
+                .filter_map(|Entry { number, ino }| {
+                    Some((number, (ino, i32::try_from(number).ok()?)))
+                })
+                .collect(),
+        }
+    }
+
     /// The threads that no earlier call saw, read in full, and the ids of
     /// every thread listed. Threads that exit while they are read, or are
     /// exiting already, are left out (and not remembered).
@@ -364,6 +386,38 @@ mod tests {
             assert_eq!(alive.contains(&other_tid), listed(&seen));
         }
         assert!(!listed(&seen), "gone, and still listed");
+    }
+
+    /// A census that begins with the threads there reads none of them,
+    /// only a thread begun after.
+    #[test]
+    #[cfg_attr(miri, ignore = "reads /proc")]
+    fn a_census_that_begins_with_the_threads_there_reads_only_later_ones() {
+        let tid = || nix::unistd::gettid().as_raw();
+        // A thread that waits until its sender is dropped, and its id.
+        let waiting = || {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let (its_tid, tid_of) = std::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                its_tid.send(tid()).unwrap();
+                let _ = wait.recv();
+            });
+            (release, thread, tid_of.recv().unwrap())
+        };
+        let before = waiting();
+        let mut seen = Seen::of_threads_there();
+        let after = waiting();
+        // Other tests' threads may begin meanwhile too.
+        let (new, alive) = seen.new_tasks().unwrap();
+        let read: Vec<i32> = new.iter().map(|t| t.tid).collect();
+        assert!(read.contains(&after.2), "{read:?}");
+        assert!(!read.contains(&before.2), "{read:?}");
+        assert!(!read.contains(&tid()), "{read:?}");
+        assert!(alive.contains(&tid()) && alive.contains(&before.2));
+        for (release, thread, _) in [before, after] {
+            drop(release);
+            thread.join().unwrap();
+        }
     }
 
     /// A thread there all along is in every listing while threads that
