@@ -33,6 +33,15 @@ pub(crate) fn link_count(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
     Ok(st.st_nlink as u64)
 }
 
+/// `lseek(2)` a directory fd to entry `index`: for `/proc/<pid>/task`,
+/// past the two dots and `index - 2` threads, counted from the first.
+pub(crate) fn seek_entries(dir: BorrowedFd<'_>, index: usize) -> Result<(), Errno> {
+    let offset = libc::off_t::try_from(index).map_err(|_| Errno::EOVERFLOW)?;
+    nix::unistd::lseek(dir, offset, nix::unistd::Whence::SeekSet)
+        .map(drop)
+        .map_err(Errno::from_nix)
+}
+
 /// One `getdents64(2)` call from the fd's position into `buf`: the records
 /// it wrote. `u64`s, because the kernel writes 8-byte aligned records.
 /// Async-signal-safe.

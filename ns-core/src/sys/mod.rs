@@ -24,7 +24,7 @@ mod pre_exec;
 pub(crate) mod probe;
 mod thread;
 
-pub(crate) use dirents::{getdents, link_count, open_listing, NUMBER_RECORD};
+pub(crate) use dirents::{getdents, link_count, open_listing, seek_entries, NUMBER_RECORD};
 pub(crate) use fd::{
     describe_mode, dir_id_at, is_nsfs, open, open_at, open_dir, pread_into, socket, stat, DirId,
 };

@@ -85,6 +85,34 @@ const LISTING_ATTEMPTS: usize = 8;
 ///
 /// [`Error::Io`] if `/proc/self/task` cannot be listed.
 fn listing() -> Result<Vec<Entry>> {
+    let mut buf: Vec<u64> = Vec::new();
+    let mut union = BTreeMap::new();
+    for _ in 0..LISTING_ATTEMPTS {
+        let call = one_call(0, &mut buf)?;
+        if call.whole {
+            return Ok(call.entries);
+        }
+        union.extend(call.entries.into_iter().map(|e| (e.number, e.ino)));
+    }
+    Ok(union
+        .into_iter()
+        .map(|(number, ino)| Entry { number, ino })
+        .collect())
+}
+
+/// What one `getdents64` call listed of `/proc/self/task`.
+struct Call {
+    /// The entries, in the kernel's order, from where the call began.
+    entries: Vec<Entry>,
+    /// Whether it lists every thread there all along from where it began
+    /// (see [`listing`]).
+    whole: bool,
+}
+
+/// One `getdents64` call on a fresh fd of `/proc/self/task`, after the
+/// first `skip` threads (the kernel counts them from the first), with room
+/// for every thread; `buf` grows when the room was short.
+fn one_call(skip: usize, buf: &mut Vec<u64>) -> Result<Call> {
     let dir = Path::new(TASKS);
     let io = |op, errno| Error::Io {
         op,
@@ -92,48 +120,48 @@ fn listing() -> Result<Vec<Entry>> {
         path: Some(dir.to_path_buf()),
         errno,
     };
-    let mut buf: Vec<u64> = Vec::new();
-    let mut union = BTreeMap::new();
-    for _ in 0..LISTING_ATTEMPTS {
-        let fd = sys::open_listing(dir).map_err(|e| io("listing the threads in", e))?;
-        let counted = sys::link_count(fd.as_fd())
-            .map_err(|e| io("counting the threads in", e))?
-            .saturating_sub(2);
-        // Room for the dots, every thread counted, and as many again that
-        // begin meanwhile; 8-byte words.
-        let room = usize::try_from(counted)
-            .unwrap_or(usize::MAX / 2)
-            .saturating_add(2)
-            .saturating_mul(2 * sys::NUMBER_RECORD / 8);
-        if buf.len() < room {
-            buf.resize(room, 0);
-        }
-        let records =
-            sys::getdents(fd.as_fd(), &mut buf).map_err(|e| io("listing the threads in", e))?;
-        let written = records.len();
-        let entries: Vec<Entry> = records
-            .filter_map(|record| {
-                let record = record.ok()?;
-                let number = std::str::from_utf8(record.name).ok()?.parse().ok()?;
-                Some(Entry {
-                    number,
-                    ino: record.ino,
-                })
-            })
-            .collect();
-        let full = written + sys::NUMBER_RECORD > std::mem::size_of_val(buf.as_slice());
-        if full {
-            // Perhaps more threads than room: more room next time.
-            buf.resize(buf.len() * 2, 0);
-        } else if u64::try_from(entries.len()).unwrap_or(u64::MAX) >= counted {
-            return Ok(entries);
-        }
-        union.extend(entries.into_iter().map(|e| (e.number, e.ino)));
+    let fd = sys::open_listing(dir).map_err(|e| io("listing the threads in", e))?;
+    let counted = sys::link_count(fd.as_fd())
+        .map_err(|e| io("counting the threads in", e))?
+        .saturating_sub(2);
+    // The threads from where the call begins that were there before it: at
+    // most as many as counted, less those it begins after (all there then:
+    // a thread that begins comes last).
+    let expected = counted.saturating_sub(u64::try_from(skip).unwrap_or(u64::MAX));
+    // Room for the dots, those threads, and as many again that begin
+    // meanwhile; 8-byte words.
+    let room = usize::try_from(expected)
+        .unwrap_or(usize::MAX / 2)
+        .saturating_add(2)
+        .saturating_mul(2 * sys::NUMBER_RECORD / 8);
+    if buf.len() < room {
+        buf.resize(room, 0);
     }
-    Ok(union
-        .into_iter()
-        .map(|(number, ino)| Entry { number, ino })
-        .collect())
+    if skip > 0 {
+        // Past the dots, then `skip` threads.
+        sys::seek_entries(fd.as_fd(), skip.saturating_add(2))
+            .map_err(|e| io("listing the threads in", e))?;
+    }
+    let records = sys::getdents(fd.as_fd(), buf).map_err(|e| io("listing the threads in", e))?;
+    let written = records.len();
+    let entries: Vec<Entry> = records
+        .filter_map(|record| {
+            let record = record.ok()?;
+            let number = std::str::from_utf8(record.name).ok()?.parse().ok()?;
+            Some(Entry {
+                number,
+                ino: record.ino,
+            })
+        })
+        .collect();
+    let full = written + sys::NUMBER_RECORD > std::mem::size_of_val(buf.as_slice());
+    if full {
+        // Perhaps more threads than room: more room next time.
+        let more = buf.len() * 2;
+        buf.resize(more, 0);
+    }
+    let whole = !full && u64::try_from(entries.len()).unwrap_or(u64::MAX) >= expected;
+    Ok(Call { entries, whole })
 }
 
 /// The threads a census has read, so that the next one reads only the
@@ -146,12 +174,33 @@ fn listing() -> Result<Vec<Entry>> {
 /// with the same id different inodes, so a later thread is read. (If the
 /// kernel ever made a new inode for a thread still alive, that thread
 /// would only be read again.)
-#[derive(Debug, Default)]
+///
+/// After a thread start, a census lists only the end of `/proc/self/task`
+/// (a thread that begins comes last): the kernel counts its way past all
+/// but the last [`TAIL`] threads the census knows, without listing them,
+/// and the call is taken if it begins at a thread the census knows (it
+/// did not step past a new one: more than [`TAIL`] known threads before
+/// it ended) and lists every thread there all along from there (see
+/// [`listing`]). Else, and every [`FULL_EVERY`] censuses, to forget the
+/// gone, it lists them all.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Seen {
     /// Entry name → its inode number, and the thread's id as `gettid`
     /// returns it.
     entries: HashMap<u32, (u64, i32)>,
+    /// The names of `entries` in the kernel's order, the order the threads
+    /// began.
+    order: Vec<u32>,
+    /// Censuses since the last that listed every thread.
+    since_full: u32,
 }
+
+/// How many of the last threads a census knows it lists again, so that
+/// fewer than that may have ended before them.
+const TAIL: usize = 32;
+
+/// Every how many censuses one lists every thread, forgetting those gone.
+const FULL_EVERY: u32 = 64;
 
 impl Seen {
     /// Every thread there now, listed as seen without being read: for a
@@ -166,41 +215,77 @@ impl Seen {
         let Ok(entries) = listing() else {
             return Seen::default();
         };
-        Seen {
-            entries: entries
-                .into_iter()
-                .filter_map(|Entry { number, ino }| {
-                    Some((number, (ino, i32::try_from(number).ok()?)))
-                })
-                .collect(),
+        let mut seen = Seen::default();
+        for Entry { number, ino } in entries {
+            if let Ok(tid) = i32::try_from(number) {
+                seen.entries.insert(number, (ino, tid));
+                seen.order.push(number);
+            }
         }
+        seen
+    }
+
+    /// The end of `/proc/self/task`, from a thread this census knows, and
+    /// where that thread is in `order`; `None` where the whole must be
+    /// listed (see [`Seen`]).
+    fn tail(&self) -> Option<(usize, Vec<Entry>)> {
+        let skip = self.order.len().checked_sub(TAIL).filter(|&n| n > 0)?;
+        let call = one_call(skip, &mut Vec::new()).ok()?;
+        let first = call.entries.first().filter(|_| call.whole)?;
+        let known = self.entries.get(&first.number)?.0 == first.ino;
+        let at = self.order.iter().rposition(|&n| n == first.number)?;
+        known.then_some((at, call.entries))
     }
 
     /// The threads that no earlier call saw, read in full, and the ids of
-    /// every thread listed. Threads that exit while they are read, or are
-    /// exiting already, are left out (and not remembered).
+    /// every thread it knows (those before the tail were not listed again,
+    /// and some may have gone: a census that lists all forgets them).
+    /// Threads that exit while they are read, or are exiting already, are
+    /// left out (and not remembered).
     ///
     /// # Errors
     ///
     /// [`Error::Io`] if `/proc/self/task` cannot be listed.
     pub(crate) fn new_tasks(&mut self) -> Result<(Vec<Task>, BTreeSet<i32>)> {
-        let mut listed = HashMap::with_capacity(self.entries.len() + 4);
+        self.since_full += 1;
+        let tail = (self.since_full < FULL_EVERY)
+            .then(|| self.tail())
+            .flatten();
+        // The known threads before the tail stay known, unlisted.
+        let (kept, listed) = match tail {
+            Some(tail) => tail,
+            None => {
+                self.since_full = 0;
+                (0, listing()?)
+            }
+        };
+        let mut entries = HashMap::with_capacity(self.entries.len() + 4);
+        let mut order = Vec::with_capacity(self.order.len() + 4);
+        for &number in &self.order[..kept] {
+            if let Some(&known) = self.entries.get(&number) {
+                entries.insert(number, known);
+                order.push(number);
+            }
+        }
         let mut new = Vec::new();
-        for entry in listing()? {
+        for entry in listed {
             let Entry { number, ino } = entry;
             match self.entries.get(&number) {
                 Some(&(seen, tid)) if seen == ino => {
-                    listed.insert(number, (ino, tid));
+                    entries.insert(number, (ino, tid));
                 }
                 _ => {
-                    if let Some(task) = read_task(&entry.path()) {
-                        listed.insert(number, (ino, task.tid));
-                        new.push(task);
-                    }
+                    let Some(task) = read_task(&entry.path()) else {
+                        continue;
+                    };
+                    entries.insert(number, (ino, task.tid));
+                    new.push(task);
                 }
             }
+            order.push(number);
         }
-        self.entries = listed;
+        self.entries = entries;
+        self.order = order;
         let alive = self.entries.values().map(|&(_, tid)| tid).collect();
         Ok((new, alive))
     }
@@ -418,6 +503,72 @@ mod tests {
             drop(release);
             thread.join().unwrap();
         }
+    }
+
+    /// A census that lists only the end of `/proc/self/task` still reads
+    /// a new thread while threads it knows, begun before, end: more of them
+    /// than it lists again, so that the kernel's count of threads to step
+    /// past sometimes lands beyond the new one.
+    #[test]
+    #[cfg_attr(miri, ignore = "reads /proc")]
+    fn a_census_reads_a_new_thread_while_threads_it_knows_end() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{mpsc, Arc, Barrier};
+        const ROUNDS: usize = 200;
+        const ENDING: usize = TAIL + 16;
+        let (mut censuses, mut missed) = (0, 0);
+        for _ in 0..ROUNDS {
+            let go = Arc::new(Barrier::new(ENDING + 1));
+            let ending: Vec<_> = (0..ENDING)
+                .map(|_| {
+                    let go = Arc::clone(&go);
+                    std::thread::spawn(move || {
+                        go.wait();
+                    })
+                })
+                .collect();
+            let known = Seen::of_threads_there();
+            assert!(known.order.len() > ENDING);
+            let (release, wait) = mpsc::channel::<()>();
+            let (its_tid, tid) = mpsc::channel();
+            let new_one = std::thread::spawn(move || {
+                its_tid.send(nix::unistd::gettid().as_raw()).unwrap();
+                let _ = wait.recv();
+            });
+            let new_tid = tid.recv().unwrap();
+            let done = Arc::new(AtomicBool::new(false));
+            let census = {
+                let done = Arc::clone(&done);
+                std::thread::spawn(move || {
+                    let (mut censuses, mut missed) = (0, 0);
+                    loop {
+                        let last = done.load(Ordering::Acquire);
+                        let (new, _) = known.clone().new_tasks().unwrap();
+                        censuses += 1;
+                        if !new.iter().any(|t| t.tid == new_tid) {
+                            missed += 1;
+                        }
+                        if last {
+                            return (censuses, missed);
+                        }
+                    }
+                })
+            };
+            go.wait();
+            for thread in ending {
+                thread.join().unwrap();
+            }
+            done.store(true, Ordering::Release);
+            let (c, m) = census.join().unwrap();
+            censuses += c;
+            missed += m;
+            drop(release);
+            new_one.join().unwrap();
+        }
+        assert_eq!(
+            missed, 0,
+            "{missed} of {censuses} censuses did not read the new thread"
+        );
     }
 
     /// A thread there all along is in every listing while threads that
