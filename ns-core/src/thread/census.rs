@@ -2,7 +2,7 @@
 //! `/proc/self/task`: for the audit of threads away from home, and for the
 //! executor's report of threads a body left inside.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -261,7 +261,10 @@ impl Seen {
         };
         let mut entries = HashMap::with_capacity(self.entries.len() + 4);
         let mut order = Vec::with_capacity(self.order.len() + 4);
-        for &number in &self.order[..kept] {
+        // A kept entry whose name the tail lists again was a thread gone
+        // since, whose id a later thread has: the tail's is the one there.
+        let relisted: HashSet<u32> = listed.iter().map(|e| e.number).collect();
+        for &number in self.order[..kept].iter().filter(|n| !relisted.contains(n)) {
             if let Some(&known) = self.entries.get(&number) {
                 entries.insert(number, known);
                 order.push(number);
@@ -569,6 +572,39 @@ mod tests {
             missed, 0,
             "{missed} of {censuses} censuses did not read the new thread"
         );
+    }
+
+    /// A thread the census knew, gone, whose id a new thread at the end
+    /// has: the census keeps the new one only, once.
+    #[test]
+    #[cfg_attr(miri, ignore = "reads /proc")]
+    fn a_later_thread_with_a_known_id_replaces_the_known_one() {
+        let waiting = || {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let (its_tid, tid) = std::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                its_tid.send(nix::unistd::gettid().as_raw()).unwrap();
+                let _ = wait.recv();
+            });
+            (release, thread, tid.recv().unwrap())
+        };
+        // Enough threads that the census lists only the end.
+        let many: Vec<_> = (0..TAIL + 8).map(|_| waiting()).collect();
+        let mut seen = Seen::of_threads_there();
+        let later = waiting();
+        let number = u32::try_from(later.2).unwrap();
+        // As if a thread with the later one's id had been known, first.
+        seen.order.insert(0, number);
+        seen.entries.insert(number, (u64::MAX, later.2));
+        let (new, _) = seen.new_tasks().unwrap();
+        assert!(new.iter().any(|t| t.tid == later.2));
+        let times = seen.order.iter().filter(|&&n| n == number).count();
+        assert_eq!(times, 1, "{:?}", seen.order);
+        assert_ne!(seen.entries[&number].0, u64::MAX);
+        for (release, thread, _) in many.into_iter().chain([later]) {
+            drop(release);
+            thread.join().unwrap();
+        }
     }
 
     /// A thread there all along is in every listing while threads that
