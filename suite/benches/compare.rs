@@ -160,6 +160,13 @@ enum Waiting {
     /// helper yields once it has handed it over, as nsguard's threads do:
     /// the limit when no thread waits spinning (a parked worker).
     Park,
+    /// As `Park`, but the helper asks for a short time slice (300 us, as
+    /// nsguard's worker does while it waits for a caller that calls now
+    /// and then), so that on Linux 6.12 and later the caller's wake-up
+    /// hands it the CPU on the spot and the caller does not yield: the
+    /// kernel's part of nsguard's call after idle. Where the kernel keeps
+    /// no slice of a thread's own, the caller yields as in `Park`.
+    Preempt,
     /// Both park until the other wakes them: two wake-ups and, on one CPU,
     /// two context switches per call.
     BothPark,
@@ -170,6 +177,8 @@ enum Waiting {
 struct Helper {
     state: Arc<AtomicU32>, // 0 idle, 1 request, 2 done, 3 exit
     waiting: Waiting,
+    /// Whether the caller yields to the helper once it has woken it.
+    caller_yields: bool,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -179,10 +188,13 @@ impl Helper {
         let state = Arc::new(AtomicU32::new(0));
         let s = Arc::clone(&state);
         let caller = std::thread::current();
+        let (short_tx, short_rx) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || {
             if pin {
                 pin_to_cpu_0();
             }
+            let short = waiting == Waiting::Preempt && ask_for_short_slice();
+            let _ = short_tx.send(short);
             loop {
                 let mut spins = 0u32;
                 loop {
@@ -203,14 +215,16 @@ impl Helper {
                 s.store(2, Ordering::Release);
                 match waiting {
                     Waiting::Spin => {}
-                    Waiting::Park => std::thread::yield_now(),
+                    Waiting::Park | Waiting::Preempt => std::thread::yield_now(),
                     Waiting::BothPark => caller.unpark(),
                 }
             }
         });
+        let short = short_rx.recv().expect("the helper's slice");
         Helper {
             state,
             waiting,
+            caller_yields: waiting == Waiting::Park || (waiting == Waiting::Preempt && !short),
             handle: Some(handle),
         }
     }
@@ -222,7 +236,7 @@ impl Helper {
                 h.thread().unpark();
             }
         }
-        if self.waiting == Waiting::Park {
+        if self.caller_yields {
             std::thread::yield_now();
         }
         let mut spins = 0u32;
@@ -299,6 +313,24 @@ fn context_switches() -> u64 {
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     assert_eq!(rc, 0, "getrusage");
     (usage.ru_nvcsw + usage.ru_nivcsw) as u64
+}
+
+/// Asks for a 300 us time slice for the calling thread, reset in its
+/// children, as nsguard's waiting worker does; whether the kernel keeps
+/// it (Linux 6.12 and later report it back).
+fn ask_for_short_slice() -> bool {
+    const SHORT_NS: u64 = 300_000;
+    const RESET_ON_FORK: u64 = 0x01;
+    // struct sched_attr, 56 bytes, as words: size and policy
+    // (SCHED_OTHER), flags, nice and priority, runtime, the rest unused.
+    let attr: [u64; 7] = [56, RESET_ON_FORK, 0, SHORT_NS, 0, 0, 0];
+    // SAFETY: sched_setattr(2) reads the 56-byte struct `attr` holds;
+    // pid 0 is the calling thread.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr.as_ptr(), 0) };
+    let mut back = [0u64; 7];
+    // SAFETY: sched_getattr(2) writes at most 56 bytes into `back`.
+    let read = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, back.as_mut_ptr(), 56, 0) };
+    rc == 0 && read == 0 && back[3] == SHORT_NS
 }
 
 /// Pins the calling thread to CPU 0.
@@ -506,6 +538,11 @@ fn main() {
         "2 bare parking handoff: a parked helper woken for each call",
         parking,
     );
+    let preempter = Helper::start(Waiting::Preempt, false);
+    t.add(
+        "2 the same, the helper with a short time slice (nsguard's waiting)",
+        measure(budget, || preempter.call()),
+    );
     let global = Executor::global().expect("executor");
     global.run(&set, || ()).expect("warm up");
     let (before, switches, wall) = (global.stats(), context_switches(), Instant::now());
@@ -712,6 +749,10 @@ fn main() {
             Box::new(|| peer.run(|_| black_box(())).expect("netns-rs run")),
         ),
         ("bare parking handoff (row 2)", Box::new(|| parker.call())),
+        (
+            "the same, short slice (row 2)",
+            Box::new(|| preempter.call()),
+        ),
         (
             "raw setns pair",
             Box::new(|| {
