@@ -86,9 +86,16 @@ const LISTING_ATTEMPTS: usize = 8;
 /// [`Error::Io`] if `/proc/self/task` cannot be listed.
 fn listing() -> Result<Vec<Entry>> {
     let mut buf: Vec<u64> = Vec::new();
+    settle(LISTING_ATTEMPTS, || one_call(0, &mut buf))
+}
+
+/// The first whole one of up to `attempts` calls, as it is; else the
+/// union of what they all listed, by number, where a later call's entry
+/// of a number (a later thread given the id) replaces an earlier one's.
+fn settle(attempts: usize, mut call: impl FnMut() -> Result<Call>) -> Result<Vec<Entry>> {
     let mut union = BTreeMap::new();
-    for _ in 0..LISTING_ATTEMPTS {
-        let call = one_call(0, &mut buf)?;
+    for _ in 0..attempts {
+        let call = call()?;
         if call.whole {
             return Ok(call.entries);
         }
@@ -400,6 +407,77 @@ fn read_task(dir: &Path) -> Option<Task> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entries(list: &[(u32, u64)]) -> Vec<Entry> {
+        list.iter()
+            .map(|&(number, ino)| Entry { number, ino })
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_listing_is_taken_as_it_is_and_ends_the_attempts() {
+        let mut calls = vec![
+            (false, entries(&[(5, 50)])),
+            (true, entries(&[(9, 90), (5, 50), (7, 70)])),
+            (true, entries(&[(1, 10)])),
+        ]
+        .into_iter();
+        let mut made = 0;
+        let listed = settle(LISTING_ATTEMPTS, || {
+            made += 1;
+            let (whole, entries) = calls.next().expect("no call after a whole one");
+            Ok(Call { entries, whole })
+        });
+        assert_eq!(
+            listed.expect("listed"),
+            entries(&[(9, 90), (5, 50), (7, 70)])
+        );
+        assert_eq!(made, 2);
+    }
+
+    #[test]
+    fn listings_that_all_stop_short_give_every_thread_any_of_them_listed() {
+        // Each call stops before a different thread; thread 4's id is
+        // given to a later thread (another inode) by the last calls.
+        let mut made: usize = 0;
+        let listed = settle(LISTING_ATTEMPTS, || {
+            made += 1;
+            let mut list = vec![(1, 10), (2, 20), (3, 30)];
+            list.retain(|&(number, _)| number as usize != made % 3 + 1);
+            list.push((4, if made > 6 { 41 } else { 40 }));
+            Ok(Call {
+                entries: entries(&list),
+                whole: false,
+            })
+        });
+        assert_eq!(made, LISTING_ATTEMPTS);
+        assert_eq!(
+            listed.expect("listed"),
+            entries(&[(1, 10), (2, 20), (3, 30), (4, 41)])
+        );
+    }
+
+    #[test]
+    fn a_call_that_fails_fails_the_listing() {
+        let mut made = 0;
+        let listed = settle(LISTING_ATTEMPTS, || {
+            made += 1;
+            if made == 2 {
+                return Err(Error::Io {
+                    op: "listing the threads in",
+                    kind: None,
+                    path: Some(PathBuf::from(TASKS)),
+                    errno: crate::errno::Errno::from_raw(libc::EMFILE),
+                });
+            }
+            Ok(Call {
+                entries: entries(&[(1, 10)]),
+                whole: false,
+            })
+        });
+        assert!(matches!(listed, Err(Error::Io { .. })), "{listed:?}");
+        assert_eq!(made, 2);
+    }
 
     /// A thread's `stat` (Linux 6.x), its name `name`, its flags `flags`
     /// and its start time 4242.
