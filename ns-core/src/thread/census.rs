@@ -593,59 +593,20 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "reads /proc")]
     fn a_census_reads_a_new_thread_while_threads_it_knows_end() {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::{mpsc, Arc, Barrier};
-        const ROUNDS: usize = 200;
         const ENDING: usize = TAIL + 16;
-        let (mut censuses, mut missed) = (0, 0);
-        for _ in 0..ROUNDS {
-            let go = Arc::new(Barrier::new(ENDING + 1));
-            let ending: Vec<_> = (0..ENDING)
-                .map(|_| {
-                    let go = Arc::clone(&go);
-                    std::thread::spawn(move || {
-                        go.wait();
-                    })
-                })
-                .collect();
-            let known = Seen::of_threads_there();
-            assert!(known.order.len() > ENDING);
-            let (release, wait) = mpsc::channel::<()>();
-            let (its_tid, tid) = mpsc::channel();
-            let new_one = std::thread::spawn(move || {
-                its_tid.send(nix::unistd::gettid().as_raw()).unwrap();
-                let _ = wait.recv();
-            });
-            let new_tid = tid.recv().unwrap();
-            let done = Arc::new(AtomicBool::new(false));
-            let census = {
-                let done = Arc::clone(&done);
-                std::thread::spawn(move || {
-                    let (mut censuses, mut missed) = (0, 0);
-                    loop {
-                        let last = done.load(Ordering::Acquire);
-                        let (new, _) = known.clone().new_tasks().unwrap();
-                        censuses += 1;
-                        if !new.iter().any(|t| t.tid == new_tid) {
-                            missed += 1;
-                        }
-                        if last {
-                            return (censuses, missed);
-                        }
-                    }
-                })
-            };
-            go.wait();
-            for thread in ending {
-                thread.join().unwrap();
-            }
-            done.store(true, Ordering::Release);
-            let (c, m) = census.join().unwrap();
-            censuses += c;
-            missed += m;
-            drop(release);
-            new_one.join().unwrap();
-        }
+        let (censuses, missed) = misses_while_threads_end(
+            200,
+            ENDING,
+            || {
+                let known = Seen::of_threads_there();
+                assert!(known.order.len() > ENDING);
+                known
+            },
+            |known: &Seen, later: i32| {
+                let (new, _) = known.clone().new_tasks().unwrap();
+                new.iter().any(|t| t.tid == later)
+            },
+        );
         assert_eq!(
             missed, 0,
             "{missed} of {censuses} censuses did not read the new thread"
@@ -692,14 +653,39 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "reads /proc")]
     fn a_listing_misses_no_thread_while_threads_before_it_end() {
+        let (listings, missed) = misses_while_threads_end(
+            300,
+            32,
+            || (),
+            |_: &(), later: i32| {
+                let number = u32::try_from(later).unwrap();
+                listing().unwrap().iter().any(|e| e.number == number)
+            },
+        );
+        assert_eq!(
+            missed, 0,
+            "{missed} of {listings} listings missed a thread there all along"
+        );
+    }
+
+    /// `rounds` times: `ending` threads begin, then `before_later` makes
+    /// what `probe` looks with, then one thread begins after them (so after
+    /// them in the kernel's list). While the `ending` threads end together,
+    /// another thread calls `probe` with the later thread's id, again and
+    /// again, until they have all been joined. Returns how many probes were
+    /// made and how many returned `false`.
+    fn misses_while_threads_end<S: Send + 'static>(
+        rounds: usize,
+        ending: usize,
+        before_later: impl Fn() -> S,
+        probe: impl Fn(&S, i32) -> bool + Send + Copy + 'static,
+    ) -> (usize, usize) {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::{mpsc, Arc, Barrier};
-        const ROUNDS: usize = 300;
-        const ENDING: usize = 32;
-        let (mut listings, mut missed) = (0, 0);
-        for _ in 0..ROUNDS {
-            let go = Arc::new(Barrier::new(ENDING + 1));
-            let ending: Vec<_> = (0..ENDING)
+        let (mut probes, mut missed) = (0, 0);
+        for _ in 0..rounds {
+            let go = Arc::new(Barrier::new(ending + 1));
+            let ending: Vec<_> = (0..ending)
                 .map(|_| {
                     let go = Arc::clone(&go);
                     std::thread::spawn(move || {
@@ -707,27 +693,27 @@ mod tests {
                     })
                 })
                 .collect();
-            // Begun after them, so after them in the kernel's list.
-            let (stay, wait) = mpsc::channel::<()>();
+            let state = before_later();
+            let (release, wait) = mpsc::channel::<()>();
             let (its_tid, tid) = mpsc::channel();
-            let staying = std::thread::spawn(move || {
+            let later = std::thread::spawn(move || {
                 its_tid.send(nix::unistd::gettid().as_raw()).unwrap();
                 let _ = wait.recv();
             });
-            let stays = u32::try_from(tid.recv().unwrap()).unwrap();
+            let later_tid = tid.recv().unwrap();
             let done = Arc::new(AtomicBool::new(false));
-            let lister = {
+            let prober = {
                 let done = Arc::clone(&done);
                 std::thread::spawn(move || {
-                    let (mut listings, mut missed) = (0, 0);
+                    let (mut probes, mut missed) = (0, 0);
                     loop {
                         let last = done.load(Ordering::Acquire);
-                        listings += 1;
-                        if !listing().unwrap().iter().any(|e| e.number == stays) {
+                        probes += 1;
+                        if !probe(&state, later_tid) {
                             missed += 1;
                         }
                         if last {
-                            return (listings, missed);
+                            return (probes, missed);
                         }
                     }
                 })
@@ -737,16 +723,13 @@ mod tests {
                 thread.join().unwrap();
             }
             done.store(true, Ordering::Release);
-            let (l, m) = lister.join().unwrap();
-            listings += l;
+            let (p, m) = prober.join().unwrap();
+            probes += p;
             missed += m;
-            drop(stay);
-            staying.join().unwrap();
+            drop(release);
+            later.join().unwrap();
         }
-        assert_eq!(
-            missed, 0,
-            "{missed} of {listings} listings missed a thread there all along"
-        );
+        (probes, missed)
     }
 
     #[test]
