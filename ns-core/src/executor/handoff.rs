@@ -83,6 +83,9 @@ impl Drop for ScopedTask {
     /// A task dropped without being run (no worker could be started, or a
     /// worker is going away) still releases its caller, with an error.
     fn drop(&mut self) {
+        if self.caller.is_none() {
+            return; // finished: the caller has its result (and no error is built)
+        }
         let dropped = Error::Worker {
             cause: WorkerCause::Dropped,
             reason: "the task was dropped before a worker could run it".into(),

@@ -1,0 +1,161 @@
+//! A warm call makes no heap allocation: not on the caller, not on the
+//! worker before it hands the result back, not in the check after it. A
+//! caller that calls now and then finds everything it touches cold, and
+//! an allocation then costs a cache-cold trip through the allocator on
+//! the latency path.
+//!
+//! This binary counts every allocation of the process (its own global
+//! allocator), so each scenario runs alone, in a child process of its own
+//! under a watchdog, with nothing else of the test harness running.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nsguard::{in_namespace, Executor, NsKind, NsSet};
+use std::os::unix::fs::MetadataExt;
+
+use nsguard_suite::{in_child_process, net_set, TempNs};
+
+/// The system allocator, counting the allocations made through it.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed on to `System` unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as `alloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The network namespace the calling thread is in, read with no
+/// allocation (`nsguard_suite::thread_ino` formats its path).
+fn net_ino() -> u64 {
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .expect("the thread's net link")
+        .ino()
+}
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// How many calls a window of [`allocations_of`] makes.
+const CALLS: u64 = 200;
+
+/// The allocations the whole process made while `call` ran `CALLS` times,
+/// back to back and then `gap` apart (a caller that calls now and then:
+/// the worker parks between calls). Every call checks, by namespace id,
+/// that it ran inside `ino`.
+///
+/// A worker's check reads, once, each thread it has not seen before, and
+/// a back-to-back caller may make the executor start another worker (it
+/// starts as many as keep up): both allocate, once. So each way runs up
+/// to `WINDOWS` windows of `CALLS` calls, the first a warm-up, and reports
+/// the fewest allocations a window made: zero once the pool is settled,
+/// unless every call allocates.
+fn allocations_of(mut call: impl FnMut() -> u64, ino: u64) -> [u64; 2] {
+    const WINDOWS: usize = 6;
+    let gap = Duration::from_micros(300);
+    let mut fewest = [u64::MAX; 2];
+    for (way, pause) in [Duration::ZERO, gap].into_iter().enumerate() {
+        for window in 0..WINDOWS {
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            for _ in 0..CALLS {
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+                assert_eq!(call(), ino, "a call ran outside its namespace");
+            }
+            // The last call's check runs after its caller has its result.
+            std::thread::sleep(Duration::from_millis(20));
+            let made = ALLOCATIONS.load(Ordering::Relaxed) - before;
+            if window > 0 {
+                fewest[way] = fewest[way].min(made);
+            }
+            if fewest[way] == 0 {
+                break;
+            }
+        }
+    }
+    fewest
+}
+
+#[test]
+fn a_warm_run_allocates_nothing() {
+    if !in_child_process("a_warm_run_allocates_nothing", LIMIT) {
+        return;
+    }
+    let temp = TempNs::new(NsKind::Net);
+    let set = net_set(&temp);
+    let counted = allocations_of(|| set.run(net_ino).unwrap(), temp.ino());
+    assert_eq!(
+        counted,
+        [0, 0],
+        "allocations over {CALLS} warm `NsSet::run` calls, back to back and spaced"
+    );
+}
+
+#[test]
+fn a_warm_call_of_an_executor_allocates_nothing_checked_or_not() {
+    if !in_child_process(
+        "a_warm_call_of_an_executor_allocates_nothing_checked_or_not",
+        LIMIT,
+    ) {
+        return;
+    }
+    let temp = TempNs::new(NsKind::Net);
+    let set = net_set(&temp);
+    for check in [true, false] {
+        let executor = Executor::builder().check_after_call(check).build().unwrap();
+        let counted = allocations_of(|| executor.run(&set, net_ino).unwrap(), temp.ino());
+        assert_eq!(
+            counted,
+            [0, 0],
+            "allocations over {CALLS} warm calls (check after call: {check}), back to \
+             back and spaced"
+        );
+    }
+}
+
+#[in_namespace(set = set)]
+fn where_am_i(set: &NsSet) -> Result<u64, nsguard::Error> {
+    Ok(black_box(net_ino()))
+}
+
+#[test]
+fn a_warm_in_namespace_function_allocates_nothing() {
+    if !in_child_process("a_warm_in_namespace_function_allocates_nothing", LIMIT) {
+        return;
+    }
+    let temp = TempNs::new(NsKind::Net);
+    let set = net_set(&temp);
+    let counted = allocations_of(|| where_am_i(&set).unwrap(), temp.ino());
+    assert_eq!(
+        counted,
+        [0, 0],
+        "allocations over {CALLS} warm `#[in_namespace]` calls, back to back and spaced"
+    );
+}
