@@ -79,8 +79,8 @@ use crate::thread::{marks, ns_links};
 pub struct NsGuard {
     /// 1 for the outermost live guard of the thread, then 2, 3…
     level: usize,
-    /// The namespaces the thread left, oldest first.
-    restore: Vec<WayBack>,
+    /// The namespaces the thread left.
+    restore: WaysBack,
     /// The kinds this guard switched.
     switched: NsKinds,
     /// False once [`NsGuard::restore`] has run.
@@ -107,6 +107,71 @@ impl WayBack {
             WayBack::Home(ns) => ns,
             WayBack::Opened(ns) => ns,
         }
+    }
+}
+
+/// A guard's ways back, one per kind it switched, taken newest first. The
+/// process's own namespaces (where a thread usually comes from) are the
+/// origin's handles, kept by reference: a guard that leaves only those
+/// allocates nothing.
+struct WaysBack {
+    /// The kinds with a way back still to take, entered in `SETNS_ORDER`.
+    kinds: NsKinds,
+    /// The origin's handle of each kind whose way back it is.
+    home: [Option<&'static Namespace>; NsKind::COUNT],
+    /// The handles opened for the other kinds, in `SETNS_ORDER`.
+    opened: Vec<Namespace>,
+}
+
+impl WaysBack {
+    fn new() -> WaysBack {
+        WaysBack {
+            kinds: NsKinds::EMPTY,
+            home: [None; NsKind::COUNT],
+            opened: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// Adds the way back of `kind`; kinds come in `SETNS_ORDER`.
+    fn push(&mut self, kind: NsKind, way_back: WayBack) {
+        self.kinds.insert(kind);
+        match way_back {
+            WayBack::Home(ns) => self.home[kind.index()] = Some(ns),
+            WayBack::Opened(ns) => self.opened.push(ns),
+        }
+    }
+
+    /// Takes the way back of the kind entered last.
+    fn pop(&mut self) -> Option<WayBack> {
+        let kind = SETNS_ORDER
+            .into_iter()
+            .rev()
+            .find(|&k| self.kinds.contains(k))?;
+        self.kinds.remove(kind);
+        match self.home[kind.index()].take() {
+            Some(ns) => Some(WayBack::Home(ns)),
+            None => self.opened.pop().map(WayBack::Opened),
+        }
+    }
+
+    /// Keeps the ways back of the first `len` kinds entered only.
+    fn truncate(&mut self, len: usize) {
+        while self.len() > len {
+            drop(self.pop());
+        }
+    }
+
+    /// The namespaces of the ways back, in `SETNS_ORDER`.
+    fn namespaces(&self) -> impl Iterator<Item = &Namespace> + '_ {
+        let mut opened = self.opened.iter();
+        SETNS_ORDER
+            .into_iter()
+            .filter(|&k| self.kinds.contains(k))
+            .filter_map(move |k| self.home[k.index()].or_else(|| opened.next()))
     }
 }
 
@@ -182,9 +247,8 @@ fn enter(set: &NsSet) -> Result<NsGuard> {
         heres[kind.index()] = ino;
         true
     })?;
-    // The ways back, in the order of the switches; a guard that switches
-    // nothing allocates nothing.
-    let mut restore = Vec::new();
+    // The ways back, in the order of the switches.
+    let mut restore = WaysBack::new();
     let mut targets: [Option<&Namespace>; NsKind::COUNT] = [None; NsKind::COUNT];
     for kind in SETNS_ORDER {
         let Some(target) = set.get(kind) else {
@@ -221,7 +285,7 @@ fn enter(set: &NsSet) -> Result<NsGuard> {
             }
         };
         targets[restore.len()] = Some(target);
-        restore.push(way_back);
+        restore.push(kind, way_back);
     }
     let mut switched = NsKinds::EMPTY;
     for (entered, target) in targets.into_iter().flatten().enumerate() {
@@ -252,7 +316,7 @@ fn enter(set: &NsSet) -> Result<NsGuard> {
 
 /// Switches back to each namespace of `restore`, newest first. Tries every
 /// one even after a failure; returns the first failure.
-fn switch_back(restore: &mut Vec<WayBack>) -> Result<()> {
+fn switch_back(restore: &mut WaysBack) -> Result<()> {
     let mut result = Ok(());
     while let Some(way_back) = restore.pop() {
         let ns = way_back.ns();
@@ -359,7 +423,11 @@ impl fmt::Debug for NsGuard {
             .field("switched", &self.switched)
             .field(
                 "restores",
-                &self.restore.iter().map(|w| w.ns().id()).collect::<Vec<_>>(),
+                &self
+                    .restore
+                    .namespaces()
+                    .map(Namespace::id)
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }

@@ -159,3 +159,26 @@ fn a_warm_in_namespace_function_allocates_nothing() {
         "allocations over {CALLS} warm `#[in_namespace]` calls, back to back and spaced"
     );
 }
+
+#[test]
+fn a_guard_allocates_nothing() {
+    if !in_child_process("a_guard_allocates_nothing", LIMIT) {
+        return;
+    }
+    let temp = TempNs::new(NsKind::Net);
+    let set = net_set(&temp);
+    let counted = allocations_of(
+        || {
+            let guard = set.enter().unwrap();
+            let ino = net_ino();
+            drop(guard);
+            ino
+        },
+        temp.ino(),
+    );
+    assert_eq!(
+        counted,
+        [0, 0],
+        "allocations over {CALLS} guards entered and dropped"
+    );
+}

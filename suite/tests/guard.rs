@@ -329,6 +329,53 @@ fn a_failure_half_way_switches_back_what_was_entered() {
     });
 }
 
+/// A nested guard goes back to the outer guard's namespace through a
+/// handle it opens, and to the process's own through the origin's: a guard
+/// holding both kinds of way back takes each, newest first, and lists
+/// them, also when a switch half way fails.
+#[test]
+fn ways_back_of_both_sorts_are_taken_in_order() {
+    let outer_net = TempNs::new(NsKind::Net);
+    let temps: Vec<TempNs> = [NsKind::Uts, NsKind::Net, NsKind::Pid]
+        .into_iter()
+        .map(TempNs::new)
+        .collect();
+    let outer_set = NsSet::from(open(&outer_net));
+    let both: NsSet = temps[..2].iter().map(open).collect();
+    let all: NsSet = temps.iter().map(open).collect();
+    on_fresh_thread(|| {
+        let uts0 = thread_ino(NsKind::Uts);
+        let here = || (thread_ino(NsKind::Uts), thread_ino(NsKind::Net));
+        let outer = outer_set.enter().unwrap();
+        // uts goes back home (the origin's handle), net to the outer
+        // guard's namespace (a handle opened for it).
+        let inner = both.enter().unwrap();
+        assert_eq!(here(), (temps[0].ino(), temps[1].ino()));
+        let listed = format!("{inner:?}");
+        let (uts_at, net_at) = (
+            listed.find(&format!("uts:[{uts0}]")),
+            listed.find(&format!("net:[{}]", outer_net.ino())),
+        );
+        assert!(
+            matches!((uts_at, net_at), (Some(u), Some(n)) if u < n),
+            "ways back in the order of the switches: {listed}"
+        );
+        drop(inner);
+        assert_eq!(here(), (uts0, outer_net.ino()));
+        // pid is entered after uts and net, and fails.
+        fail_setns_on_this_thread(libc::CLONE_NEWPID, libc::EDOM);
+        let err = all.enter().expect_err("the pid switch fails");
+        assert_eq!(err.ns_kind(), Some(NsKind::Pid));
+        assert_eq!(
+            here(),
+            (uts0, outer_net.ino()),
+            "each kind went its way back"
+        );
+        drop(outer);
+        assert!(!nsguard::is_poisoned());
+    });
+}
+
 #[test]
 fn without_cap_sys_admin_entering_is_permission_denied() {
     let a = TempNs::new(NsKind::Net);
