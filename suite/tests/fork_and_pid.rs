@@ -18,7 +18,28 @@ const LIMIT: Duration = Duration::from_secs(120);
 fn fork_and_wait(child: impl FnOnce() -> i32) -> Result<i32, i32> {
     // SAFETY: the child runs `child` and ends with _exit, never returning
     // into the test harness; the parent only waits for it.
-    let pid = unsafe { libc::fork() };
+    wait_for_child_of(|| unsafe { libc::fork() }, child)
+}
+
+/// As [`fork_and_wait`], through a `clone(2)` system call of the C
+/// library's `syscall`, which runs none of its fork handlers (as container
+/// runtimes do, with namespace flags).
+fn raw_clone_and_wait(child: impl FnOnce() -> i32) -> Result<i32, i32> {
+    // SAFETY: as fork(2): no new stack (the child's is a copy), no flags
+    // but the signal sent to the parent when the child ends.
+    wait_for_child_of(
+        || unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) } as libc::pid_t,
+        child,
+    )
+}
+
+/// Makes a child with `fork` (0 in the child, its pid in the parent), runs
+/// `child` in it under a 10 s alarm, and returns how it ended.
+fn wait_for_child_of(
+    fork: impl FnOnce() -> libc::pid_t,
+    child: impl FnOnce() -> i32,
+) -> Result<i32, i32> {
+    let pid = fork();
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
     if pid == 0 {
         // SAFETY: alarm(2) takes an integer; its SIGALRM kills a hung child.
@@ -89,6 +110,68 @@ fn forked_children_never_wait_for_nsguards_locks() {
         failed.is_empty(),
         "{} of 300 children failed or hung (SIGALRM = {}): {failed:?}",
         failed.len(),
+        libc::SIGALRM
+    );
+}
+
+/// A child of a `clone(2)` system call, which runs none of the C
+/// library's fork handlers, is told apart from its parent all the same.
+/// Its guard reads where its own thread is, not through the links its
+/// parent's thread opened (the parent's thread is in B, the child moved to
+/// A, and the guard must come back to A); its calls run on workers of its
+/// own (its parent's do not exist in it: a call handed to one would wait
+/// forever, and the alarm would kill the child).
+#[test]
+fn a_child_of_a_raw_clone_is_told_apart_from_its_parent() {
+    if !in_child_process(
+        "a_child_of_a_raw_clone_is_told_apart_from_its_parent",
+        LIMIT,
+    ) {
+        return;
+    }
+    let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
+    let set = net_set(&b);
+    let a_ns = nsguard_suite::open(&a);
+    assert_eq!(set.run(|| thread_ino(NsKind::Net)).unwrap(), b.ino());
+    // This thread's links are open now, and say B.
+    let outer = set.enter().unwrap();
+    // The workers' checks are done: no thread holds a lock of the C library
+    // at the clone (its handlers, which would take care of that, are not
+    // run).
+    std::thread::sleep(Duration::from_millis(100));
+    let guarded = raw_clone_and_wait(|| {
+        let moved = nix::sched::setns(&a_ns, nix::sched::CloneFlags::CLONE_NEWNET).is_ok();
+        let entered = set.enter().map(|guard| {
+            let inside = thread_ino(NsKind::Net);
+            drop(guard);
+            inside
+        });
+        let back = thread_ino(NsKind::Net);
+        let ok = moved && entered.as_ref().ok() == Some(&b.ino()) && back == a.ino();
+        if !ok {
+            eprintln!(
+                "child: moved {moved}, inside {entered:?}, back in {back} (A is {}, B is {})",
+                a.ino(),
+                b.ino()
+            );
+        }
+        i32::from(!ok)
+    });
+    drop(outer);
+    // A child of a thread inside no guard (nsguard starts no thread from
+    // one that is).
+    let ran = raw_clone_and_wait(|| {
+        let ran = set.run(|| thread_ino(NsKind::Net));
+        if ran.as_ref().ok() != Some(&b.ino()) {
+            eprintln!("child: ran in {ran:?} (B is {})", b.ino());
+            return 1;
+        }
+        0
+    });
+    assert_eq!(
+        (guarded, ran),
+        (Ok(0), Ok(0)),
+        "a child failed, or was killed (SIGALRM = {})",
         libc::SIGALRM
     );
 }

@@ -6,7 +6,10 @@
 //! another thread held at the fork stays held forever. A counter bumped by
 //! a `pthread_atfork` handler in the child ([`generation`]) tells every
 //! structure stamped with the generation it was made in that it belongs to
-//! another process. A [`ForkLocal`] holds one value per generation, made on
+//! another process. A child of a `clone(2)` called directly (as container
+//! runtimes do, with namespace flags) runs no such handler: a page the
+//! kernel wipes in every child (`MADV_WIPEONFORK`) tells it, and the first
+//! [`generation`] read there bumps the counter. A [`ForkLocal`] holds one value per generation, made on
 //! first use and never freed, so that `&'static` references to it can be
 //! handed out; the values of earlier generations are left alone.
 
@@ -19,11 +22,74 @@ extern "C" fn in_forked_child() {
     FORKS.fetch_add(1, Ordering::AcqRel);
 }
 
+/// The first word of a page the kernel wipes in a child (Linux 4.14): 1
+/// in the process that armed it, 0 in a child of any fork-like clone.
+/// Null until [`count_forks`] armed it, or where it could not.
+static WIPED_IN_CHILD: AtomicPtr<AtomicU64> = AtomicPtr::new(ptr::null_mut());
+
 /// How many times this process's ancestors forked since nsguard started
 /// counting ([`count_forks`]): what was made in another generation
 /// belongs to another process, whose threads this one does not have.
 pub(crate) fn generation() -> u64 {
+    let word = WIPED_IN_CHILD.load(Ordering::Acquire);
+    // SAFETY: a non-null `word` points into the page `arm_wipe_page`
+    // mapped, which is never unmapped (a child has its own wiped copy).
+    if let Some(word) = unsafe { word.as_ref() } {
+        if word.load(Ordering::Acquire) == 0 {
+            // A child whose clone skipped the C library's fork handlers (or
+            // ran them too: the generation then moves twice, which tells
+            // the same). It has one thread until it starts more, so two
+            // first reads at once cannot happen before anything it made.
+            FORKS.fetch_add(1, Ordering::AcqRel);
+            word.store(1, Ordering::Release);
+        }
+    }
     FORKS.load(Ordering::Acquire)
+}
+
+/// Whether a child of a `clone(2)` that skips the C library's fork handlers
+/// is told apart too ([`generation`]): false only where the kernel refused
+/// to wipe a page in children, or before [`count_forks`].
+pub(crate) fn tells_raw_clones_apart() -> bool {
+    !WIPED_IN_CHILD.load(Ordering::Acquire).is_null()
+}
+
+/// Maps the page [`WIPED_IN_CHILD`] points into and arms it; null if the
+/// kernel refuses (before Linux 4.14, or a filter).
+#[cfg(not(miri))]
+fn arm_wipe_page() -> *mut AtomicU64 {
+    const LEN: usize = 4096; // rounded up to the page size by mmap
+                             // SAFETY: a new private anonymous mapping, which aliases nothing.
+    let page = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    // SAFETY: advice on the mapping just made, which nothing else uses.
+    if unsafe { libc::madvise(page, LEN, libc::MADV_WIPEONFORK) } != 0 {
+        // SAFETY: unmaps the mapping just made, which nothing else uses.
+        unsafe { libc::munmap(page, LEN) };
+        return ptr::null_mut();
+    }
+    let word = page.cast::<AtomicU64>();
+    // SAFETY: the page is writable, page-aligned (so aligned for an
+    // AtomicU64) and zeroed, a valid AtomicU64; it is only used as one.
+    unsafe { (*word).store(1, Ordering::Release) };
+    word
+}
+
+/// Miri runs no system call of this kind: raw clones are not told apart.
+#[cfg(miri)]
+fn arm_wipe_page() -> *mut AtomicU64 {
+    ptr::null_mut()
 }
 
 /// Starts counting forks (once per process; later calls do nothing). Call
@@ -36,6 +102,7 @@ pub(crate) fn count_forks() {
         // SAFETY: registers a handler that only increments an atomic, which
         // is async-signal-safe and so allowed in a forked child.
         unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
+        WIPED_IN_CHILD.store(arm_wipe_page(), Ordering::Release);
     }
 }
 

@@ -12,16 +12,24 @@ use crate::kind::{NsKind, NsKinds};
 use crate::sys;
 use crate::sys::fork_local;
 
-/// Which task a per-thread cache belongs to: the thread id, and the fork
-/// generation. A child forked from a thread inherits its thread-locals but
-/// is another task, and may even have the same thread id (the first
-/// thread of a new pid namespace is 1, like its parent's may be): the
-/// generation tells them apart.
+/// Which task a per-thread cache belongs to: the fork generation, and
+/// the thread id where the generation does not tell every child apart. A
+/// child forked from a thread inherits its thread-locals but is another
+/// task, and may even have the same thread id (the first thread of a new
+/// pid namespace is 1, like its parent's may be): the generation tells
+/// them apart. Only where the kernel could not wipe a page in children
+/// (a child of a raw `clone(2)` then keeps the generation) is the thread
+/// id read, a system call on every look at where the thread is.
 type TaskKey = (libc::pid_t, u64);
 
 fn task_key() -> TaskKey {
     fork_local::count_forks();
-    (nix::unistd::gettid().as_raw(), fork_local::generation())
+    let generation = fork_local::generation();
+    if fork_local::tells_raw_clones_apart() {
+        (0, generation)
+    } else {
+        (nix::unistd::gettid().as_raw(), generation)
+    }
 }
 
 thread_local! {
