@@ -115,7 +115,8 @@ fn forked_children_never_wait_for_nsguards_locks() {
 }
 
 /// A child of a `clone(2)` system call, which runs none of the C
-/// library's fork handlers, is told apart from its parent all the same.
+/// library's fork handlers, is told apart from its parent all the same,
+/// and so is its own child.
 /// Its guard reads where its own thread is, not through the links its
 /// parent's thread opened (the parent's thread is in B, the child moved to
 /// A, and the guard must come back to A); its calls run on workers of its
@@ -159,14 +160,23 @@ fn a_child_of_a_raw_clone_is_told_apart_from_its_parent() {
     });
     drop(outer);
     // A child of a thread inside no guard (nsguard starts no thread from
-    // one that is).
-    let ran = raw_clone_and_wait(|| {
+    // one that is), and its own child in turn, once it has workers of its
+    // own.
+    let run_in_b = |who: &str| {
         let ran = set.run(|| thread_ino(NsKind::Net));
-        if ran.as_ref().ok() != Some(&b.ino()) {
-            eprintln!("child: ran in {ran:?} (B is {})", b.ino());
-            return 1;
+        let ok = ran.as_ref().ok() == Some(&b.ino());
+        if !ok {
+            eprintln!("{who}: ran in {ran:?} (B is {})", b.ino());
         }
-        0
+        ok
+    };
+    let ran = raw_clone_and_wait(|| {
+        let ok = run_in_b("child") && {
+            // Its worker's check done, as above.
+            std::thread::sleep(Duration::from_millis(100));
+            raw_clone_and_wait(|| i32::from(!run_in_b("grandchild"))) == Ok(0)
+        };
+        i32::from(!ok)
     });
     assert_eq!(
         (guarded, ran),
