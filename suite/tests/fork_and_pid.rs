@@ -114,6 +114,28 @@ fn forked_children_never_wait_for_nsguards_locks() {
     );
 }
 
+/// In a child whose thread is in B (and whose parent's thread is in B):
+/// moves the thread to A with a raw `setns`, enters `set` (B) and drops the
+/// guard, and says whether it was in B inside and is back in A.
+fn guard_comes_back_to_a(set: &NsSet, a_ns: &Namespace, a: &TempNs, b: &TempNs) -> bool {
+    let moved = nix::sched::setns(a_ns, nix::sched::CloneFlags::CLONE_NEWNET).is_ok();
+    let entered = set.enter().map(|guard| {
+        let inside = thread_ino(NsKind::Net);
+        drop(guard);
+        inside
+    });
+    let back = thread_ino(NsKind::Net);
+    let ok = moved && entered.as_ref().ok() == Some(&b.ino()) && back == a.ino();
+    if !ok {
+        eprintln!(
+            "child: moved {moved}, inside {entered:?}, back in {back} (A is {}, B is {})",
+            a.ino(),
+            b.ino()
+        );
+    }
+    ok
+}
+
 /// A child of a `clone(2)` system call, which runs none of the C
 /// library's fork handlers, is told apart from its parent all the same,
 /// and so is its own child.
@@ -140,24 +162,7 @@ fn a_child_of_a_raw_clone_is_told_apart_from_its_parent() {
     // at the clone (its handlers, which would take care of that, are not
     // run).
     std::thread::sleep(Duration::from_millis(100));
-    let guarded = raw_clone_and_wait(|| {
-        let moved = nix::sched::setns(&a_ns, nix::sched::CloneFlags::CLONE_NEWNET).is_ok();
-        let entered = set.enter().map(|guard| {
-            let inside = thread_ino(NsKind::Net);
-            drop(guard);
-            inside
-        });
-        let back = thread_ino(NsKind::Net);
-        let ok = moved && entered.as_ref().ok() == Some(&b.ino()) && back == a.ino();
-        if !ok {
-            eprintln!(
-                "child: moved {moved}, inside {entered:?}, back in {back} (A is {}, B is {})",
-                a.ino(),
-                b.ino()
-            );
-        }
-        i32::from(!ok)
-    });
+    let guarded = raw_clone_and_wait(|| i32::from(!guard_comes_back_to_a(&set, &a_ns, &a, &b)));
     drop(outer);
     // A child of a thread inside no guard (nsguard starts no thread from
     // one that is), and its own child in turn, once it has workers of its
@@ -184,6 +189,36 @@ fn a_child_of_a_raw_clone_is_told_apart_from_its_parent() {
         "a child failed, or was killed (SIGALRM = {})",
         libc::SIGALRM
     );
+}
+
+/// Where the kernel refuses to wipe a page in children (before Linux 4.14,
+/// here a seccomp filter that fails `madvise(MADV_WIPEONFORK)` with
+/// `EINVAL`, as such a kernel does), a child of a raw `clone(2)` keeps its
+/// parent's fork generation; a guard in it still reads where its own
+/// thread is (the link fds are then keyed by thread id as well), not
+/// through the links its parent's thread opened.
+#[test]
+fn without_a_wiped_page_a_raw_clones_guard_still_reads_its_own_thread() {
+    if !in_child_process(
+        "without_a_wiped_page_a_raw_clones_guard_still_reads_its_own_thread",
+        LIMIT,
+    ) {
+        return;
+    }
+    // Before anything of nsguard's: the page is armed at its first use.
+    nsguard_suite::fail_syscall_on_this_thread(
+        libc::SYS_madvise,
+        &[(2, libc::MADV_WIPEONFORK as u32)],
+        libc::EINVAL,
+    );
+    let (a, b) = (TempNs::new(NsKind::Net), TempNs::new(NsKind::Net));
+    let set = net_set(&b);
+    let a_ns = nsguard_suite::open(&a);
+    // This thread's links are open now, and say B.
+    let outer = set.enter().unwrap();
+    let guarded = raw_clone_and_wait(|| i32::from(!guard_comes_back_to_a(&set, &a_ns, &a, &b)));
+    drop(outer);
+    assert_eq!(guarded, Ok(0), "the child failed, or was killed");
 }
 
 /// As pid 1 of a new pid namespace whose `/proc` is its parent's (no
