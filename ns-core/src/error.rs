@@ -535,8 +535,9 @@ pub enum WorkerCause {
     /// The executor was shut down (its last handle was dropped) before the
     /// call could run.
     ShutDown,
-    /// The executor, or the call's future, was made before `fork(2)` in the
-    /// parent process, whose threads the child does not have.
+    /// The executor, or the call's future, was made before `fork(2)` (or
+    /// a `clone(2)` without `CLONE_VM`) in the parent process, whose
+    /// threads the child does not have.
     Forked,
     /// nsguard's threads cannot be started from the calling thread: it is
     /// inside a guard, has a root or cwd of its own, or other credentials

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use nsguard::{CommandExt, Error, Executor, Namespace, NsKind, NsKinds, NsSet};
+use nsguard::{CommandExt, Error, Executor, Namespace, NsKind, NsKinds, NsSet, WorkerCause};
 use nsguard_suite::{in_child_process, in_child_process_spawned, net_set, thread_ino, TempNs};
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -156,6 +156,11 @@ fn a_child_of_a_raw_clone_is_told_apart_from_its_parent() {
     let set = net_set(&b);
     let a_ns = nsguard_suite::open(&a);
     assert_eq!(set.run(|| thread_ino(NsKind::Net)).unwrap(), b.ino());
+    let private = Executor::builder().build().unwrap();
+    assert_eq!(
+        private.run(&set, || thread_ino(NsKind::Net)).unwrap(),
+        b.ino()
+    );
     // This thread's links are open now, and say B.
     let outer = set.enter().unwrap();
     // The workers' checks are done: no thread holds a lock of the C library
@@ -176,6 +181,18 @@ fn a_child_of_a_raw_clone_is_told_apart_from_its_parent() {
         ok
     };
     let ran = raw_clone_and_wait(|| {
+        // The parent's own executor is refused, not waited on.
+        let refused = private.run(&set, || ());
+        if !matches!(
+            &refused,
+            Err(Error::Worker {
+                cause: WorkerCause::Forked,
+                ..
+            })
+        ) {
+            eprintln!("child: the parent's executor gave {refused:?}");
+            return 1;
+        }
         let ok = run_in_b("child") && {
             // Its worker's check done, as above.
             std::thread::sleep(Duration::from_millis(100));

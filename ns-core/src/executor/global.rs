@@ -21,7 +21,9 @@ impl Executor {
     /// inherit a caller's namespaces, root, cwd or capabilities.
     ///
     /// After `fork(2)`, the child's first use starts a new global executor
-    /// (the parent's threads do not exist in the child).
+    /// (the parent's threads do not exist in the child); so after a
+    /// `clone(2)` called directly, which runs no fork handler, unless the
+    /// child shares its parent's memory (`CLONE_VM`).
     ///
     /// # Errors
     ///
