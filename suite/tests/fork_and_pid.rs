@@ -138,11 +138,11 @@ fn guard_comes_back_to_a(set: &NsSet, a_ns: &Namespace, a: &TempNs, b: &TempNs) 
 
 /// A child of a `clone(2)` system call, which runs none of the C
 /// library's fork handlers, is told apart from its parent all the same,
-/// and so is its own child.
-/// Its guard reads where its own thread is, not through the links its
-/// parent's thread opened (the parent's thread is in B, the child moved to
-/// A, and the guard must come back to A); its calls run on workers of its
-/// own (its parent's do not exist in it: a call handed to one would wait
+/// and so is its own child. Its guard reads where its own thread is, not
+/// through the links its parent's thread opened (the parent's thread is in
+/// B, the child moved to A, and the guard must come back to A). Its calls
+/// run on workers of its own, and its parent's executor refuses it (the
+/// parent's workers do not exist in it: a call handed to one would wait
 /// forever, and the alarm would kill the child).
 #[test]
 fn a_child_of_a_raw_clone_is_told_apart_from_its_parent() {

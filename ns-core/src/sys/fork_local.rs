@@ -9,9 +9,10 @@
 //! another process. A child of a `clone(2)` called directly (as container
 //! runtimes do, with namespace flags) runs no such handler: a page the
 //! kernel wipes in every child (`MADV_WIPEONFORK`) tells it, and the first
-//! [`generation`] read there bumps the counter. A [`ForkLocal`] holds one value per generation, made on
-//! first use and never freed, so that `&'static` references to it can be
-//! handed out; the values of earlier generations are left alone.
+//! [`generation`] read there bumps the counter. A [`ForkLocal`] holds one
+//! value per generation, made on first use and never freed, so that
+//! `&'static` references to it can be handed out; the values of earlier
+//! generations are left alone.
 
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -58,8 +59,9 @@ pub(crate) fn tells_raw_clones_apart() -> bool {
 /// kernel refuses (before Linux 4.14, or a filter).
 #[cfg(not(miri))]
 fn arm_wipe_page() -> *mut AtomicU64 {
-    const LEN: usize = 4096; // rounded up to the page size by mmap
-                             // SAFETY: a new private anonymous mapping, which aliases nothing.
+    // Rounded up to the page size by mmap.
+    const LEN: usize = 4096;
+    // SAFETY: a new private anonymous mapping, which aliases nothing.
     let page = unsafe {
         libc::mmap(
             ptr::null_mut(),
