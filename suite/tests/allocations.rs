@@ -65,23 +65,58 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// How many calls a window of [`allocations_of`] makes.
 const CALLS: u64 = 200;
 
+/// What tells a pool that started or ended a worker: its live workers,
+/// and the workers it retired or started beyond its cap so far.
+fn pool_of(executor: &Executor) -> [u64; 4] {
+    let stats = executor.stats();
+    let retired = stats.retired;
+    [
+        stats.workers as u64,
+        stats.overflowed,
+        stats.nested_beyond_cap,
+        retired.switch_failed
+            + retired.namespaces_changed
+            + retired.thread_state_changed
+            + retired.guard_or_poison
+            + retired.cannot_go_home,
+    ]
+}
+
+/// How many threads the process has (`Threads:` of its status).
+fn threads() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("the process's status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads: line")
+}
+
 /// The allocations the whole process made while `call` ran `CALLS` times,
 /// back to back and then `gap` apart (a caller that calls now and then:
 /// the worker parks between calls). Every call checks, by namespace id,
 /// that it ran inside `ino`.
 ///
-/// A worker's check reads, once, each thread it has not seen before, and
-/// a back-to-back caller may make the executor start another worker (it
-/// starts as many as keep up): both allocate, once. So each way runs up
-/// to `WINDOWS` windows of `CALLS` calls, the first a warm-up, and reports
-/// the fewest allocations a window made: zero once the pool is settled,
-/// unless every call allocates.
-fn allocations_of(mut call: impl FnMut() -> u64, ino: u64) -> [u64; 2] {
-    const WINDOWS: usize = 6;
+/// Starting a thread allocates, and so does a worker's first look at each
+/// thread it has not seen before: a back-to-back caller makes the executor
+/// start as many workers as keep up with it, which on a slow machine (an
+/// emulated one) can take many calls. So each way runs windows of `CALLS`
+/// calls, the first a warm-up, and counts only those over which `pool`
+/// (see [`pool_of`]) and the process's thread count stayed the same, up
+/// to `WINDOWS` of them; it reports the fewest allocations such a window
+/// made, zero once the pool is settled unless every call allocates
+/// (`u64::MAX`: no window was).
+fn allocations_of(
+    mut call: impl FnMut() -> u64,
+    ino: u64,
+    pool: impl Fn() -> [u64; 4],
+) -> [u64; 2] {
+    const WINDOWS: usize = 24;
     let gap = Duration::from_micros(300);
     let mut fewest = [u64::MAX; 2];
     for (way, pause) in [Duration::ZERO, gap].into_iter().enumerate() {
         for window in 0..WINDOWS {
+            let pool_before = (pool(), threads());
             let before = ALLOCATIONS.load(Ordering::Relaxed);
             for _ in 0..CALLS {
                 if !pause.is_zero() {
@@ -92,7 +127,7 @@ fn allocations_of(mut call: impl FnMut() -> u64, ino: u64) -> [u64; 2] {
             // The last call's check runs after its caller has its result.
             std::thread::sleep(Duration::from_millis(20));
             let made = ALLOCATIONS.load(Ordering::Relaxed) - before;
-            if window > 0 {
+            if window > 0 && (pool(), threads()) == pool_before {
                 fewest[way] = fewest[way].min(made);
             }
             if fewest[way] == 0 {
@@ -110,7 +145,8 @@ fn a_warm_run_allocates_nothing() {
     }
     let temp = TempNs::new(NsKind::Net);
     let set = net_set(&temp);
-    let counted = allocations_of(|| set.run(net_ino).unwrap(), temp.ino());
+    let global = Executor::global().unwrap();
+    let counted = allocations_of(|| set.run(net_ino).unwrap(), temp.ino(), || pool_of(global));
     assert_eq!(
         counted,
         [0, 0],
@@ -130,7 +166,11 @@ fn a_warm_call_of_an_executor_allocates_nothing_checked_or_not() {
     let set = net_set(&temp);
     for check in [true, false] {
         let executor = Executor::builder().check_after_call(check).build().unwrap();
-        let counted = allocations_of(|| executor.run(&set, net_ino).unwrap(), temp.ino());
+        let counted = allocations_of(
+            || executor.run(&set, net_ino).unwrap(),
+            temp.ino(),
+            || pool_of(&executor),
+        );
         assert_eq!(
             counted,
             [0, 0],
@@ -152,7 +192,8 @@ fn a_warm_in_namespace_function_allocates_nothing() {
     }
     let temp = TempNs::new(NsKind::Net);
     let set = net_set(&temp);
-    let counted = allocations_of(|| where_am_i(&set).unwrap(), temp.ino());
+    let global = Executor::global().unwrap();
+    let counted = allocations_of(|| where_am_i(&set).unwrap(), temp.ino(), || pool_of(global));
     assert_eq!(
         counted,
         [0, 0],
@@ -175,6 +216,7 @@ fn a_guard_allocates_nothing() {
             ino
         },
         temp.ino(),
+        || [0; 4], // no worker involved
     );
     assert_eq!(
         counted,
