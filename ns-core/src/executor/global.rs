@@ -32,6 +32,7 @@ impl Executor {
     /// is not a place to start it from (it is inside a guard, has a root or
     /// cwd of its own, or lacks the main thread's capabilities), which a
     /// later call from another thread may not be.
+    #[inline]
     pub fn global() -> Result<&'static Executor> {
         /// The global executor of this process's fork generation; one made
         /// before a fork is left to the parent.

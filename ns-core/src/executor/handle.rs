@@ -191,6 +191,7 @@ impl Executor {
 /// since stable Rust cannot bound a type parameter by a trait it must not
 /// implement: the compiler names every `async` block, `async fn` future and
 /// closure `…{{closure}}`, and nothing else ends so.
+#[inline]
 pub(crate) fn refuse_code<R>(call: &'static str) -> Result<()> {
     let returned = std::any::type_name::<R>();
     if is_code(returned) {
@@ -204,6 +205,7 @@ pub(crate) fn refuse_code<R>(call: &'static str) -> Result<()> {
 /// This runs on every call: the substring searches, whose setup costs more
 /// than the rest of the test, run only for a name with a space in it, as
 /// every trait object's has (`dyn …`).
+#[inline]
 fn is_code(name: &str) -> bool {
     let bare = name.trim_end_matches('>');
     bare.ends_with("{{closure}}")

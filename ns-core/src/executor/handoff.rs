@@ -8,6 +8,7 @@
 //! the only module of the executor that the compiler allows `unsafe` code
 //! in.
 
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -52,10 +53,16 @@ impl ScopedTask {
     /// Runs the caller's closure on this thread (`failure` = `None`), or
     /// hands it `failure` instead, then calls `ran`, then releases the
     /// caller.
-    pub(crate) fn finish(mut self, failure: Option<Error>, ran: impl FnOnce()) {
-        self.complete(failure, ran);
+    #[inline]
+    pub(crate) fn finish(self, failure: Option<Error>, ran: impl FnOnce()) {
+        // `complete` takes `caller` first, and the rest is raw pointers:
+        // once it has run there is nothing to drop, and the drop glue, a
+        // function of its own on a page of its own, is left out.
+        let mut task = ManuallyDrop::new(self);
+        task.complete(failure, ran);
     }
 
+    #[inline]
     fn complete(&mut self, failure: Option<Error>, ran: impl FnOnce()) {
         let Some(caller) = self.caller.take() else {
             return;
@@ -83,9 +90,18 @@ impl Drop for ScopedTask {
     /// A task dropped without being run (no worker could be started, or a
     /// worker is going away) still releases its caller, with an error.
     fn drop(&mut self) {
-        if self.caller.is_none() {
-            return; // finished: the caller has its result (and no error is built)
+        // A finished task has no caller left, and builds no error.
+        if self.caller.is_some() {
+            self.release_unrun();
         }
+    }
+}
+
+impl ScopedTask {
+    /// Releases the caller of a task dropped unrun, with an error.
+    #[cold]
+    #[inline(never)]
+    fn release_unrun(&mut self) {
         let dropped = Error::Worker {
             cause: WorkerCause::Dropped,
             reason: "the task was dropped before a worker could run it".into(),

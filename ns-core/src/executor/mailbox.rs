@@ -99,6 +99,7 @@ impl Mailbox {
         self.parked.store(false, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn take(&self) -> Option<Msg> {
         let msg = lock(&self.inbox).take();
         self.ready.store(false, Ordering::Release);
@@ -114,6 +115,7 @@ impl Mailbox {
         self.parked.load(Ordering::Relaxed)
     }
 
+    #[inline]
     pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }

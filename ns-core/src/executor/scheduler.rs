@@ -15,6 +15,7 @@ use crate::executor::mailbox::{Mailbox, Msg};
 use crate::executor::set_ref::SetRef;
 use crate::executor::stats::{Counters, Stats};
 use crate::executor::task::Task;
+use crate::handle::namespace::Namespace;
 use crate::handle::reentry::{can_return_to, own_user_ns};
 use crate::handle::registry::is_held;
 use crate::handle::set::NsSet;
@@ -141,6 +142,7 @@ pub(crate) fn mark_as_worker_of(scheduler: &Arc<Scheduler>) {
 }
 
 /// Whether the calling thread is a worker of `scheduler`'s executor.
+#[inline]
 pub(crate) fn is_worker_of(scheduler: &Arc<Scheduler>) -> bool {
     let me = (Arc::as_ptr(scheduler) as usize, scheduler.generation);
     WORKER_OF.try_with(Cell::get).is_ok_and(|w| w == me)
@@ -191,11 +193,13 @@ impl Scheduler {
 
     /// Whether this executor was made in the calling process (not in a
     /// parent before `fork`).
+    #[inline]
     pub(crate) fn is_in_this_process(&self) -> bool {
         self.generation == fork_local::generation()
     }
 
     /// `Err` in a forked child: the executor's threads are the parent's.
+    #[inline]
     pub(crate) fn check_usable(&self) -> Result<()> {
         if self.is_in_this_process() {
             Ok(())
@@ -209,29 +213,40 @@ impl Scheduler {
     /// workers are in already needs no switch and is accepted, as most
     /// containers share the host's time namespace, and many its user
     /// namespace.
+    #[inline]
     pub(crate) fn check_runnable(&self, target: &SetRef<'_>) -> Result<()> {
         for ns in target.iter() {
-            let kind = ns.kind();
-            let own = match kind {
-                NsKind::User => own_user_ns()?.ino(),
-                NsKind::Time => self.home_location.get(NsKind::Time),
-                _ => continue,
-            };
-            if ns.id().ino() != own {
-                crate::trace::event!(
-                    tracing::Level::DEBUG,
-                    namespace = %ns.id(),
-                    "refused: no thread can enter another {kind} namespace"
-                );
-                let (reason, instead) = kind.thread_refusal().unwrap_or(("", ""));
-                return Err(Error::UnsupportedOnThread {
-                    kind,
-                    reason,
-                    instead,
-                });
+            if matches!(ns.kind(), NsKind::User | NsKind::Time) {
+                self.check_enterable(ns)?;
             }
         }
         Ok(())
+    }
+
+    /// [`check_runnable`](Self::check_runnable) for a namespace of a kind
+    /// no thread can enter.
+    #[inline(never)]
+    fn check_enterable(&self, ns: &Namespace) -> Result<()> {
+        let kind = ns.kind();
+        let own = match kind {
+            NsKind::User => own_user_ns()?.ino(),
+            NsKind::Time => self.home_location.get(NsKind::Time),
+            _ => return Ok(()),
+        };
+        if ns.id().ino() == own {
+            return Ok(());
+        }
+        crate::trace::event!(
+            tracing::Level::DEBUG,
+            namespace = %ns.id(),
+            "refused: no thread can enter another {kind} namespace"
+        );
+        let (reason, instead) = kind.thread_refusal().unwrap_or(("", ""));
+        Err(Error::UnsupportedOnThread {
+            kind,
+            reason,
+            instead,
+        })
     }
 
     /// Gives `task` to a worker: an idle one already there, else an idle
@@ -552,6 +567,7 @@ impl Scheduler {
     /// parks. Says whether it parked. An idle worker is ended by a message
     /// too (`Msg::Exit`, from [`Scheduler::end_idle`]): it waits with no
     /// timer of its own, which would cost every call that wakes it.
+    #[inline]
     pub(crate) fn next_msg(&self, worker: &Arc<Mailbox>, spin: Duration) -> (Msg, bool) {
         // The last caller ran on this CPU: it waits for it now (for its
         // result, or to make its next call), and would wait for the whole

@@ -16,17 +16,20 @@ pub struct SetRef<'a> {
 
 impl<'a> SetRef<'a> {
     /// No namespace yet.
+    #[inline]
     pub fn new() -> SetRef<'a> {
         SetRef::default()
     }
 
     /// Every namespace of `set`.
+    #[inline]
     pub fn from_set(set: &'a NsSet) -> SetRef<'a> {
         set.iter().fold(SetRef::new(), SetRef::with)
     }
 
     /// Adds (or replaces) the namespace of `ns`'s kind.
     #[must_use]
+    #[inline]
     pub fn with(mut self, ns: &'a Namespace) -> SetRef<'a> {
         self.slots[ns.kind().index()] = Some(ns);
         self
@@ -36,11 +39,13 @@ impl<'a> SetRef<'a> {
         self.slots[kind.index()]
     }
 
+    #[inline]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Namespace> + '_ {
         self.slots.iter().flatten().copied()
     }
 
     /// The ids of the namespaces.
+    #[inline]
     pub(crate) fn ids(&self) -> impl Iterator<Item = NsId> + '_ {
         self.iter().map(Namespace::id)
     }

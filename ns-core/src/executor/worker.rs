@@ -77,7 +77,7 @@ pub(crate) trait WorkerThread {
         task: Task,
         id: u64,
         parked: bool,
-        ran: &dyn Fn(),
+        ran: &impl Fn(),
     ) -> Result<(), Retirement>;
     /// Switches back to the home namespaces (see [`go_home`]).
     fn go_home(&mut self, scheduler: &Scheduler) -> Result<()>;
@@ -105,7 +105,7 @@ impl WorkerThread for State {
         task: Task,
         id: u64,
         parked: bool,
-        ran: &dyn Fn(),
+        ran: &impl Fn(),
     ) -> Result<(), Retirement> {
         serve(scheduler, self, task, id, parked, ran)
     }
@@ -339,7 +339,7 @@ fn serve(
     task: Task,
     id: u64,
     parked: bool,
-    ran: &dyn Fn(),
+    ran: &impl Fn(),
 ) -> Result<(), Retirement> {
     let before = state.location;
     let task_location = task.desired;
@@ -477,16 +477,29 @@ fn check_unchanged(state: &mut State) -> Result<(), Retirement> {
 }
 
 /// Switches the worker to `desired`: one `setns` per kind that differs.
+#[inline]
 fn switch(
     scheduler: &Scheduler,
     state: &mut State,
     target: &SetRef<'_>,
     desired: &Location,
 ) -> Result<()> {
-    // The common case, a worker already there, without a look per kind.
+    // The common case, a worker already there, without a look per kind
+    // (and without a call: the rest is out of line).
     if state.location == *desired {
         return Ok(());
     }
+    switch_kinds(scheduler, state, target, desired)
+}
+
+/// [`switch`] for a worker that is not there yet.
+#[inline(never)]
+fn switch_kinds(
+    scheduler: &Scheduler,
+    state: &mut State,
+    target: &SetRef<'_>,
+    desired: &Location,
+) -> Result<()> {
     // Time is tracked but never switched: no call can ask for another one.
     for kind in tracked().filter(|k| *k != NsKind::Time) {
         if state.location.get(kind) == desired.get(kind) {

@@ -257,6 +257,7 @@ impl NsSet {
     }
 
     /// The namespaces, in the order of [`NsKind::ALL`].
+    #[inline]
     pub fn iter(&self) -> SetIter<'_> {
         SetIter {
             inner: self.slots.iter(),
@@ -405,6 +406,7 @@ pub struct SetIter<'a> {
 impl<'a> Iterator for SetIter<'a> {
     type Item = &'a Namespace;
 
+    #[inline]
     fn next(&mut self) -> Option<&'a Namespace> {
         self.inner.by_ref().flatten().next()
     }

@@ -31,6 +31,7 @@ static WIPED_IN_CHILD: AtomicPtr<AtomicU64> = AtomicPtr::new(ptr::null_mut());
 /// How many times this process's ancestors forked since nsguard started
 /// counting ([`count_forks`]): what was made in another generation
 /// belongs to another process, whose threads this one does not have.
+#[inline]
 pub(crate) fn generation() -> u64 {
     let word = WIPED_IN_CHILD.load(Ordering::Acquire);
     // SAFETY: a non-null `word` points into the page `arm_wipe_page`
@@ -51,6 +52,7 @@ pub(crate) fn generation() -> u64 {
 /// Whether a child of a `clone(2)` that skips the C library's fork handlers
 /// is told apart too ([`generation`]): false only where the kernel refused
 /// to wipe a page in children, or before [`count_forks`].
+#[inline]
 pub(crate) fn tells_raw_clones_apart() -> bool {
     !WIPED_IN_CHILD.load(Ordering::Acquire).is_null()
 }
@@ -94,13 +96,26 @@ fn arm_wipe_page() -> *mut AtomicU64 {
     ptr::null_mut()
 }
 
+/// Whether [`count_forks`] has run.
+static REGISTERED: AtomicBool = AtomicBool::new(false);
+
 /// Starts counting forks (once per process; later calls do nothing). Call
 /// it before anything is stamped with a [`generation`].
+#[inline]
 pub(crate) fn count_forks() {
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
     // A load first: this runs on every use of a fork-local value, and a
     // swap would write the shared cache line each time.
-    if !REGISTERED.load(Ordering::Acquire) && !REGISTERED.swap(true, Ordering::AcqRel) {
+    if !REGISTERED.load(Ordering::Acquire) {
+        register();
+    }
+}
+
+/// [`count_forks`]'s first time, kept out of line: the callers' own code
+/// stays on as few pages as it can.
+#[cold]
+#[inline(never)]
+fn register() {
+    if !REGISTERED.swap(true, Ordering::AcqRel) {
         // SAFETY: registers a handler that only increments an atomic, which
         // is async-signal-safe and so allowed in a forked child.
         unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
@@ -129,10 +144,11 @@ impl<T> ForkLocal<T> {
     }
 
     /// The value of this generation, if it was made.
+    #[inline]
     pub(crate) fn get(&'static self) -> Option<&'static T> {
         count_forks();
         let current = self.current.load(Ordering::Acquire);
-        // SAFETY: as in `get_or_try_make`: published values are never freed.
+        // SAFETY: as in `make_and_publish`: published values are never freed.
         let published = unsafe { current.as_ref() }?;
         (published.generation == generation()).then_some(&published.value)
     }
@@ -145,11 +161,25 @@ impl<T> ForkLocal<T> {
     /// # Errors
     ///
     /// The error of `make`.
+    #[inline]
     pub(crate) fn get_or_try_make<E>(
+        &'static self,
+        make: impl FnMut() -> Result<T, E>,
+    ) -> Result<&'static T, E> {
+        match self.get() {
+            Some(value) => Ok(value),
+            None => self.make_and_publish(make),
+        }
+    }
+
+    /// [`get_or_try_make`](Self::get_or_try_make) when the value was not
+    /// made yet in this generation, out of line (see [`register`]).
+    #[cold]
+    #[inline(never)]
+    fn make_and_publish<E>(
         &'static self,
         mut make: impl FnMut() -> Result<T, E>,
     ) -> Result<&'static T, E> {
-        count_forks();
         loop {
             let current = self.current.load(Ordering::Acquire);
             let generation = generation();

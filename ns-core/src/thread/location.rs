@@ -99,8 +99,12 @@ impl Location {
     /// This location with the namespaces `ids` in place of its own (a user
     /// namespace is not tracked: it can only be the workers' own).
     pub(crate) fn overlaid(mut self, ids: impl IntoIterator<Item = NsId>) -> Location {
-        for id in ids.into_iter().filter(|id| id.kind() != NsKind::User) {
-            self.set(id);
+        // A plain loop: every call runs this, and a filter's search would
+        // be a function of its own, on a page of its own.
+        for id in ids {
+            if id.kind() != NsKind::User {
+                self.set(id);
+            }
         }
         self
     }

@@ -37,7 +37,21 @@ pub fn poison_reason() -> Option<String> {
 }
 
 /// `Err(Error::Poisoned)` if the calling thread is poisoned.
+///
+/// Every call runs this: the look at the mark is inlined into it, and
+/// the error is built out of line.
+#[inline]
 pub(crate) fn check() -> Result<()> {
+    if POISON.try_with(|p| p.borrow().is_none()) == Ok(true) {
+        return Ok(());
+    }
+    poisoned()
+}
+
+/// [`check`]'s error, for a thread that is poisoned or exiting.
+#[cold]
+#[inline(never)]
+fn poisoned() -> Result<()> {
     match poison_reason() {
         None => Ok(()),
         Some(reason) => Err(Error::Poisoned { reason }),
@@ -67,6 +81,7 @@ pub(crate) fn push_guard() -> usize {
 }
 
 /// The number of live guards on the calling thread.
+#[inline]
 pub(crate) fn depth() -> usize {
     DEPTH.try_with(Cell::get).unwrap_or(usize::MAX)
 }

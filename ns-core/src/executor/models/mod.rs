@@ -157,7 +157,7 @@ impl WorkerThread for ModelThread {
         task: Task,
         id: u64,
         _parked: bool,
-        ran: &dyn Fn(),
+        ran: &impl Fn(),
     ) -> Result<(), Retirement> {
         // Invariant of every model: a worker is given only a task it can
         // serve (for each one-way kind, already there or still home).
