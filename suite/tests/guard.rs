@@ -188,6 +188,8 @@ fn assert_every_call_is_poisoned(probe: &TempNs) {
         Namespace::current(NsKind::Uts).map(drop),
         Namespace::open(probe.path(), probe.kind()).map(drop),
         Namespace::of_pid(std::process::id(), NsKind::Net).map(drop),
+        // A call on a worker: the caller's own thread is what is poisoned.
+        NsSet::new().run(|| ()),
     ] {
         assert!(matches!(result, Err(Error::Poisoned { .. })), "{result:?}");
     }
