@@ -41,7 +41,23 @@ pub(crate) const SPINS_PER_LOOK: u32 = 2;
 /// Threads: the current one, parking, yielding.
 pub(crate) mod thread {
     #[cfg(not(loom))]
-    pub(crate) use std::thread::{current, park, yield_now, Thread};
+    pub(crate) use std::thread::{park, yield_now, Thread};
+
+    /// The calling thread's handle, kept in a thread-local of this crate's
+    /// own: read in line, where `std::thread::current` is a function on a
+    /// page of `std`'s, one more page for a call after an idle gap to miss
+    /// (README, "Code pages"). While the thread-locals are being torn down
+    /// at thread exit, `std`'s.
+    #[cfg(not(loom))]
+    #[inline]
+    pub(crate) fn current() -> Thread {
+        std::thread_local! {
+            static CURRENT: Thread = std::thread::current();
+        }
+        CURRENT
+            .try_with(Thread::clone)
+            .unwrap_or_else(|_| std::thread::current())
+    }
 
     #[cfg(loom)]
     pub(crate) use loom::thread::{current, park, spawn, yield_now, Thread};

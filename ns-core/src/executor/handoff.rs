@@ -53,7 +53,7 @@ impl ScopedTask {
     /// Runs the caller's closure on this thread (`failure` = `None`), or
     /// hands it `failure` instead, then calls `ran`, then releases the
     /// caller.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish(self, failure: Option<Error>, ran: impl FnOnce()) {
         // `complete` takes `caller` first, and the rest is raw pointers:
         // once it has run there is nothing to drop, and the drop glue, a
@@ -62,7 +62,7 @@ impl ScopedTask {
         task.complete(failure, ran);
     }
 
-    #[inline]
+    #[inline(always)]
     fn complete(&mut self, failure: Option<Error>, ran: impl FnOnce()) {
         let Some(caller) = self.caller.take() else {
             return;
@@ -128,6 +128,7 @@ pub(crate) enum Handover {
 ///
 /// Returns `f`'s value, or its panic payload, or the error the task was
 /// finished with. Spins for `spin` before parking.
+#[inline(always)]
 pub(crate) fn call<'a, R, F>(
     target: &SetRef<'a>,
     f: F,
@@ -204,7 +205,21 @@ where
 }
 
 /// Waits until `flag` is set: spins for `spin`, then parks.
+///
+/// Its first look is inlined into [`call`]: a worker woken for a call
+/// after an idle gap has most often handed the result over by the time
+/// its caller looks, and the spinning and parking are then on pages the
+/// call never runs on.
+#[inline(always)]
 pub(crate) fn wait(flag: &AtomicBool, spin: Duration) {
+    if !flag.load(Ordering::Acquire) {
+        wait_further(flag, spin);
+    }
+}
+
+/// [`wait`] once the flag was not set at first look.
+#[inline(never)]
+fn wait_further(flag: &AtomicBool, spin: Duration) {
     if !spin_until(|| flag.load(Ordering::Acquire), spin) {
         while !flag.load(Ordering::Acquire) {
             thread::park();

@@ -65,8 +65,17 @@ impl Mailbox {
     /// Sends `msg` and wakes the worker if it is parked. Says whether it
     /// was parked, or waiting on the sender's own CPU: either way it runs
     /// only once the sender lets it.
+    ///
+    /// Inlined into the caller's `run` (see `Scheduler::dispatch`). The
+    /// sender's CPU is asked for only when the worker is awake: it is for a
+    /// worker that spins, and `sched_getcpu` lies on a page of libc's own.
+    #[inline(always)]
     pub(crate) fn send(&self, msg: Msg) -> Handover {
-        let here = current_cpu().unwrap_or(NO_CPU);
+        let here = if self.parked.load(Ordering::Relaxed) {
+            NO_CPU
+        } else {
+            current_cpu().unwrap_or(NO_CPU)
+        };
         self.sender_cpu.store(here, Ordering::Relaxed);
         *lock(&self.inbox) = Some(msg);
         self.ready.store(true, Ordering::Release);
@@ -111,6 +120,7 @@ impl Mailbox {
     /// the time it is used.
     ///
     /// [`Scheduler::dispatch`]: crate::executor::scheduler::Scheduler::dispatch
+    #[inline]
     pub(crate) fn is_parked(&self) -> bool {
         self.parked.load(Ordering::Relaxed)
     }

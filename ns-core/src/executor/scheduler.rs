@@ -266,54 +266,94 @@ impl Scheduler {
     /// executor). Other owned tasks wait in the queue; they never block
     /// their submitter. Says whether the worker that took the task was
     /// parked (and is being woken).
+    ///
+    /// The common case, an idle worker that can take the call, is inlined
+    /// into the caller's own `run`: after an idle gap every code page a
+    /// call runs on costs a TLB miss and cache misses of its own (README,
+    /// "Code pages"). The rest is [`dispatch_further`](Self::dispatch_further).
+    #[inline(always)]
     pub(crate) fn dispatch(self: &Arc<Self>, task: Task) -> Handover {
-        let desired = task.desired;
-        let nested = is_worker_of(self);
+        let roster = lock(&self.roster);
+        if !roster.shutdown {
+            if let Some(i) = self.pick(&roster, &task.desired) {
+                return self.hand_to_idle(roster, i, task);
+            }
+        }
+        self.dispatch_further(roster, task)
+    }
+
+    /// Which idle worker should take a call for `desired`, if any can.
+    ///
+    /// A worker can switch any kind but the one-way ones: once it left home
+    /// for one of those it serves that namespace only. First an awake idle
+    /// worker (spinning for its next call, or about to wait) already there;
+    /// then an awake one that only has to switch kinds that go both ways,
+    /// before a parked one already there: a `setns` costs about 1.5 µs a
+    /// kind here, waking a parked thread 5-10 µs. So a caller that goes
+    /// round several namespaces back to back keeps meeting the worker that
+    /// just finished, as a caller of one namespace does. Among equals, the
+    /// most recently idle.
+    #[inline(always)]
+    fn pick(&self, roster: &Roster, desired: &Location) -> Option<usize> {
         let one_way = self.one_way;
         // Already where the call needs it for every one-way kind.
         let settled = |w: &Location| one_way.iter().all(|k| w.get(k) == desired.get(k));
         // Can get there: for each one-way kind, already there or still home.
-        let able = |w: &Location| self.can_serve(w, &desired);
+        let able = |w: &Location| self.can_serve(w, desired);
+        let awake_at = |fits: &dyn Fn(&Location) -> bool| {
+            roster
+                .idle
+                .iter()
+                .rposition(|w| !w.worker.is_parked() && fits(&w.location))
+        };
+        let exact = || roster.idle.iter().rposition(|w| w.location == *desired);
+        let same = || roster.idle.iter().rposition(|w| settled(&w.location));
+        let fresh = || roster.idle.iter().rposition(|w| able(&w.location));
+        awake_at(&|w| w == desired)
+            .or_else(|| awake_at(&settled))
+            .or_else(exact)
+            .or_else(same)
+            .or_else(fresh)
+    }
+
+    /// Gives `task` to the idle worker at `i` of the roster.
+    #[inline(always)]
+    fn hand_to_idle(&self, mut roster: MutexGuard<'_, Roster>, i: usize, task: Task) -> Handover {
+        // Most often the most recently idle, the last: taken without a
+        // move of the others, which would call `memmove`.
+        let idle = if i + 1 == roster.idle.len() {
+            roster.idle.swap_remove(i)
+        } else {
+            roster.idle.remove(i)
+        };
+        drop(roster);
+        let handover = idle.worker.send(Msg::Task(task));
+        if handover == Handover::Woken {
+            Counters::add(&self.counters.woken, 1);
+        }
+        handover
+    }
+
+    /// [`dispatch`](Self::dispatch) when no idle worker could take the
+    /// call at first sight: shut down, a new worker, a worker replaced,
+    /// the queue, or a wait at the cap (after which an idle worker may
+    /// take it after all).
+    #[inline(never)]
+    fn dispatch_further(
+        self: &Arc<Self>,
+        mut roster: MutexGuard<'_, Roster>,
+        task: Task,
+    ) -> Handover {
+        let nested = is_worker_of(self);
         let mut watch: Option<(u64, Instant)> = None;
-        let mut roster = lock(&self.roster);
         loop {
             if roster.shutdown {
                 drop(roster);
                 task.finish(Some(shut_down_error()));
                 return Handover::Other;
             }
-            // A worker can switch any kind but the one-way ones: once it
-            // left home for one of those it serves that namespace only.
-            // First an awake idle worker (spinning for its next call, or
-            // about to wait) already there; then an awake one that only has
-            // to switch kinds that go both ways, before a parked one already
-            // there: a `setns` costs about 1.5 µs a kind here, waking a
-            // parked thread 5-10 µs. So a caller that goes round several
-            // namespaces back to back keeps meeting the worker that just
-            // finished, as a caller of one namespace does. Among equals, the
-            // most recently idle.
-            let awake_at = |fits: &dyn Fn(&Location) -> bool| {
-                roster
-                    .idle
-                    .iter()
-                    .rposition(|w| !w.worker.is_parked() && fits(&w.location))
-            };
-            let exact = || roster.idle.iter().rposition(|w| w.location == desired);
-            let same = || roster.idle.iter().rposition(|w| settled(&w.location));
-            let fresh = || roster.idle.iter().rposition(|w| able(&w.location));
-            let pick = awake_at(&|w| *w == desired)
-                .or_else(|| awake_at(&settled))
-                .or_else(exact)
-                .or_else(same)
-                .or_else(fresh);
-            if let Some(i) = pick {
-                let idle = roster.idle.remove(i);
-                drop(roster);
-                let handover = idle.worker.send(Msg::Task(task));
-                if handover == Handover::Woken {
-                    Counters::add(&self.counters.woken, 1);
-                }
-                return handover;
+            if let Some(i) = self.pick(&roster, &task.desired) {
+                return self.hand_to_idle(roster, i, task);
             }
             let room = roster.total < self.config.max_workers + self.config.max_overflow;
             // A worker that has run its call is idle in a moment, whatever

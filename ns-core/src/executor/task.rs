@@ -72,7 +72,7 @@ impl Task {
 
     /// As [`finish`](Self::finish), and calls `ran` once the body has run
     /// (or was refused): for a blocking caller, before it is released.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish_then(self, failure: Option<Error>, ran: impl FnOnce()) {
         match self.work {
             Work::Scoped(task) => task.finish(failure, ran),

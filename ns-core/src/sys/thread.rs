@@ -180,6 +180,7 @@ pub(crate) fn ioprio() -> Result<i32, Errno> {
 /// from the thread's rseq area, without a system call): a hint, since the
 /// thread may move at any time. `None` where it cannot be told.
 #[cfg_attr(loom, allow(dead_code))]
+#[inline]
 pub(crate) fn current_cpu() -> Option<u32> {
     // SAFETY: takes no argument and touches no memory of the caller's.
     let cpu = unsafe { libc::sched_getcpu() };
