@@ -125,3 +125,28 @@ impl Location {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Location;
+    use crate::kind::NsKind;
+
+    /// `eq` is written by hand (no early exit, so no `memcmp`): two
+    /// locations are equal exactly when every kind's inode is, whichever
+    /// kind differs and in whichever bit.
+    #[test]
+    fn locations_are_equal_only_when_every_kind_is() {
+        let base = Location {
+            inos: [4_026_531_833; NsKind::COUNT],
+        };
+        assert_eq!(base, base);
+        for kind in NsKind::ALL {
+            for bit in [0, 1, 31, 32, 63] {
+                let mut other = base;
+                other.inos[kind.index()] ^= 1 << bit;
+                assert_ne!(base, other, "{kind} differs in bit {bit}");
+                assert_ne!(other, base, "{kind} differs in bit {bit}");
+            }
+        }
+    }
+}
